@@ -1,0 +1,243 @@
+"""The barrier: merges the partials of one superstep into new state, deterministically.
+
+Partials are merged in frontier order (never completion order). Reducers: ``messages`` append;
+``extra`` key-wise, the later node wins a key; ``errors`` append. Error events are routed:
+event processors (a chain; ``None`` drops) → the errors channel → ``extra["errors"]`` if the
+extra-errors mode writes it → the cap. A channel's version rises by exactly one iff its content
+changed; for a change that touches only reserved keys, the gating toggle decides for ``extra``.
+
+Pure module: no I/O, no clock. Policies come in as a `BarrierPolicy` resolved from hooks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .checkpoint import Delta
+from .errors import ReservedKeyError, UnstorableValueError
+from .events import ErrorEvent
+from .state import ERRORS_KEY, RESERVED_KEYS, FrozenDict, Message, NodePartial, freeze
+
+WRITES_EXTRA = frozenset({"legacy", "dual", "verify"})
+WRITES_STORE = frozenset({"dual", "verify", "store-only"})
+
+
+@dataclass(frozen=True, slots=True)
+class BarrierPolicy:
+    """The policies a merge applies (resolved once from plugin hooks).
+
+    Attributes:
+        processors: the event-processor chain, in order.
+        mode: the extra-errors mode (``legacy``, ``dual``, ``verify``, ``store-only``).
+        capper: trims ``extra["errors"]``, or ``None`` for no cap.
+        reserved_bumps_version: the gating toggle (``True``: the seed behaviour).
+        channel_limit: newest events kept in the in-memory errors channel (``None``: all).
+        on_processor_error: turns a processor's exception into a replacement event (or ``None``).
+    """
+
+    processors: tuple[Callable[[ErrorEvent], ErrorEvent | None], ...] = ()
+    mode: str = "dual"
+    capper: Callable[[tuple[ErrorEvent, ...]], tuple[ErrorEvent, ...]] | None = None
+    reserved_bumps_version: bool = True
+    channel_limit: int | None = None
+    on_processor_error: Callable[[int, ErrorEvent, Exception], ErrorEvent | None] | None = None
+
+    @property
+    def writes_extra(self) -> bool:
+        """Whether events are written to ``extra["errors"]`` in this mode."""
+        return self.mode in WRITES_EXTRA
+
+
+@dataclass(frozen=True, slots=True)
+class Channels:
+    """The channel contents a merge reads and produces."""
+
+    messages: tuple[Message, ...]
+    extra: Mapping[str, Any]
+    errors: tuple[ErrorEvent, ...]
+    versions: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """The merged channels, the events that made it through the processors, and the store delta."""
+
+    channels: Channels
+    events: tuple[ErrorEvent, ...]
+    delta: Delta
+    changed: frozenset[str] = field(default_factory=frozenset)
+
+
+def storable(value: Any, _depth: int = 0) -> bool:
+    """True when `value` is JSON data: str, int, finite float, bool, None, lists and str-keyed dicts."""
+    cls = type(value)
+    if cls is str or cls is int or cls is bool or value is None:
+        return True
+    if cls is float:
+        return math.isfinite(value)
+    if _depth > 64:
+        return False
+    if isinstance(value, (list, tuple)):
+        return all(storable(v, _depth + 1) for v in value)
+    if isinstance(value, Mapping):
+        return all(type(k) is str and storable(v, _depth + 1) for k, v in value.items())
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return True  # str/int subclasses (enums) serialise as their value
+    return False
+
+
+def check_partial(node: str, partial: NodePartial) -> None:
+    """Refuse reserved keys and unstorable values, naming the node and the key.
+
+    Raises:
+        ReservedKeyError: the partial writes a reserved key of ``extra``.
+        UnstorableValueError: a value is not JSON data.
+    """
+    for key, value in partial.extra.items():
+        if key in RESERVED_KEYS:
+            raise ReservedKeyError(
+                f"node {node!r} wrote reserved key extra[{key!r}]; emit events with NodePartial(errors=[...])",
+                node=node, details={"key": key})
+        if type(key) is not str:
+            raise UnstorableValueError(f"node {node!r} wrote extra key {key!r}: keys must be strings",
+                                       node=node, details={"key": repr(key)})
+        if not storable(value):
+            raise UnstorableValueError(
+                f"node {node!r} wrote extra[{key!r}] = a {type(value).__name__} that cannot be stored as JSON",
+                node=node, details={"key": key, "type": type(value).__name__})
+    for i, message in enumerate(partial.messages):
+        if not storable(message.content):
+            raise UnstorableValueError(
+                f"node {node!r} wrote messages[{i}] with content of type {type(message.content).__name__} "
+                "that cannot be stored as JSON", node=node, details={"key": f"messages[{i}]"})
+
+
+def process(events: Sequence[ErrorEvent], policy: BarrierPolicy) -> tuple[ErrorEvent, ...]:
+    """Run `events` through the processor chain; a processor returning ``None`` drops the event."""
+    if not policy.processors:
+        return tuple(events)
+    out = []
+    for event in events:
+        current: ErrorEvent | None = event
+        for index, proc in enumerate(policy.processors):
+            try:
+                current = proc(current)
+            except Exception as exc:  # a plugin failure becomes an event, never a lost step
+                if policy.on_processor_error is None:
+                    raise
+                current = policy.on_processor_error(index, current, exc)
+            if current is None:
+                break
+        if current is not None:
+            out.append(current)
+    return tuple(out)
+
+
+def _split(arr: tuple[ErrorEvent, ...]) -> tuple[ErrorEvent | None, tuple[ErrorEvent, ...]]:
+    if arr and arr[0].is_summary:
+        return arr[0], arr[1:]
+    return None, arr
+
+
+def errors_delta(old: tuple[ErrorEvent, ...], appended: tuple[ErrorEvent, ...],
+                 new: tuple[ErrorEvent, ...]) -> tuple[int, ErrorEvent | None, bool, bool]:
+    """Describe how ``extra["errors"]`` went from `old` to `new` after `appended` was added.
+
+    Returns ``(dropped_from_front, summary, summary_changed, rewritten)``: the new entries are the
+    old entries plus `appended`, less `dropped_from_front` from the front — unless `rewritten`.
+    """
+    old_summary, old_entries = _split(old)
+    summary, entries = _split(new)
+    total = old_entries + appended
+    dropped = len(total) - len(entries)
+    ok = dropped >= 0 and (not entries or (entries[0] is total[dropped] and entries[-1] is total[-1]))
+    if ok and len(entries) > 2:
+        mid = len(entries) // 2
+        ok = entries[mid] is total[dropped + mid]
+    return max(dropped, 0), summary, summary is not old_summary, not ok
+
+
+def merge(channels: Channels, partials: Sequence[tuple[str, NodePartial]], policy: BarrierPolicy,
+          *, first: bool = False) -> MergeResult:
+    """Merge `partials` (already in frontier order) into `channels` under `policy`.
+
+    Raises:
+        ReservedKeyError, UnstorableValueError: a partial is invalid (callers check earlier, with
+            `check_partial`, to attribute the failure to its node).
+    """
+    versions = dict(channels.versions)
+    changed: set[str] = set()
+
+    # messages: append
+    messages = channels.messages
+    new_messages: list[Message] = []
+    for _, partial in partials:
+        if partial.messages:
+            new_messages.extend(partial.messages)
+    if new_messages:
+        messages = messages + tuple(new_messages)
+        versions["messages"] += 1
+        changed.add("messages")
+
+    # extra: key-wise, later node wins
+    extra = channels.extra
+    updates: dict[str, Any] = {}
+    for node, partial in partials:
+        if partial.extra:
+            for key, value in partial.extra.items():
+                if key in RESERVED_KEYS:
+                    raise ReservedKeyError(f"node {node!r} wrote reserved key extra[{key!r}]", node=node)
+                updates[key] = value
+    changed_keys = [k for k, v in updates.items() if k not in extra or extra[k] != v]
+    user_changed = bool(changed_keys)
+    if user_changed:
+        merged = dict(extra)
+        for key in changed_keys:
+            merged[key] = freeze(updates[key])
+        extra = merged
+
+    # errors: processors -> channel -> extra["errors"] -> cap
+    raw = [e for _, p in partials for e in p.errors]
+    events = process(raw, policy) if raw else ()
+    errors = channels.errors
+    reserved_changed = False
+    dropped, summary, summary_changed, rewritten = 0, None, False, False
+    appended: tuple[ErrorEvent, ...] = ()
+    if events:
+        errors = errors + events
+        if policy.channel_limit is not None and len(errors) > policy.channel_limit:
+            errors = errors[-policy.channel_limit:]
+        versions["errors"] += 1
+        changed.add("errors")
+        if policy.writes_extra:
+            old_arr: tuple[ErrorEvent, ...] = tuple(extra.get(ERRORS_KEY, ()))
+            arr = old_arr + events
+            if policy.capper is not None:
+                arr = tuple(policy.capper(arr))
+            dropped, summary, summary_changed, rewritten = errors_delta(old_arr, events, arr)
+            appended = events
+            if not isinstance(extra, dict) or extra is channels.extra:
+                extra = dict(extra)
+            extra[ERRORS_KEY] = arr
+            reserved_changed = True
+    if user_changed or reserved_changed:
+        extra = FrozenDict(extra)
+        changed.add("extra_errors" if reserved_changed else "extra")
+        if user_changed:
+            changed.add("extra")
+        if user_changed or policy.reserved_bumps_version:
+            versions["extra"] += 1
+
+    delta = Delta(
+        messages_appended=len(new_messages), extra_keys=frozenset(changed_keys), errors_dropped=dropped,
+        errors_appended=appended, errors_summary=summary, errors_summary_changed=summary_changed,
+        errors_rewritten=rewritten, write_errors_store=policy.mode in WRITES_STORE, first=first,
+    )
+    return MergeResult(Channels(messages, extra, errors, FrozenDict(versions)), events, delta, frozenset(changed))
+
+
+__all__ = ["WRITES_EXTRA", "WRITES_STORE", "BarrierPolicy", "Channels", "MergeResult", "check_partial",
+           "errors_delta", "merge", "process", "storable"]

@@ -1,0 +1,325 @@
+"""Checkpoints, the checkpointer protocol every store implements, and the in-memory store.
+
+A checkpoint is committed after every superstep. It carries the state, the frontier, the versions
+each node has seen, the pending writes of a failed superstep, and the step's error events — the
+*outbox* — in the same commit. A `Delta` tells the store what changed since the previous
+checkpoint so that write cost follows the change, not the size of the state.
+
+Stores: `MemoryCheckpointer` here (the reference implementation, for tests); SQLite and
+PostgreSQL are plugins behind the ``make_checkpointer`` hook.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from .errors import CheckpointError, SessionBusyError
+from .events import ErrorEvent
+from .state import FrozenDict, Message, NodePartial, freeze
+
+STATUSES = ("running", "interrupted", "completed", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """One committed superstep of a session.
+
+    Attributes:
+        session: the session id.
+        step: 1 for the input checkpoint, +1 per superstep (failed ones included).
+        status: ``running``, ``interrupted``, ``completed`` or ``failed``.
+        messages: the messages channel.
+        extra: the extra channel, reserved keys included: ``extra["errors"]`` (a tuple of events)
+            is present once written; stores persist it append-only, guided by the `Delta`.
+        versions: channel → version.
+        frontier: the nodes the next superstep considers.
+        versions_seen: node → {channel → version} it last ran at.
+        pending_writes: node → partial kept from a failed superstep (not yet merged).
+        events: the events committed in this step, in emission order (the outbox).
+        failure: the diagnostic of the `RunnerError` this step failed with, as JSON data.
+        created_at: commit time (UTC).
+        interrupt: why the run paused (``before:NODE``, ``after:NODE``, ``step``), if it did.
+    """
+
+    session: str
+    step: int
+    status: str
+    messages: tuple[Message, ...]
+    extra: Mapping[str, Any]
+    versions: Mapping[str, int]
+    frontier: tuple[str, ...]
+    versions_seen: Mapping[str, Mapping[str, int]]
+    pending_writes: Mapping[str, NodePartial]
+    events: tuple[ErrorEvent, ...]
+    failure: Mapping[str, Any] | None
+    created_at: datetime
+    interrupt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What a checkpoint changed relative to the session's previous one.
+
+    Attributes:
+        messages_appended: messages added at the end.
+        extra_keys: user keys of ``extra`` whose value was set.
+        errors_dropped: entries (summaries not counted) removed from the front of ``extra["errors"]``.
+        errors_appended: entries added at the end of ``extra["errors"]``.
+        errors_summary: the summary entry now first in ``extra["errors"]`` (``None``: no summary).
+        errors_summary_changed: the summary differs from the previous checkpoint's.
+        errors_rewritten: the array changed in a way the fields above cannot express: store it whole.
+        write_errors_store: also add this step's events to the dedicated errors store.
+        first: this is the session's first checkpoint (everything is new).
+    """
+
+    messages_appended: int = 0
+    extra_keys: frozenset[str] = frozenset()
+    errors_dropped: int = 0
+    errors_appended: tuple[ErrorEvent, ...] = ()
+    errors_summary: ErrorEvent | None = None
+    errors_summary_changed: bool = False
+    errors_rewritten: bool = False
+    write_errors_store: bool = True
+    first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One row of `Checkpointer.sessions`."""
+
+    session: str
+    status: str
+    steps: int
+    error_count: int
+    last_error: str | None
+    updated: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillReport:
+    """What a backfill of the dedicated errors store from ``extra["errors"]`` found and did."""
+
+    sessions: int = 0
+    checkpoints: int = 0
+    events_seen: int = 0
+    events_added: int = 0
+    dry_run: bool = False
+
+
+@runtime_checkable
+class Checkpointer(Protocol):
+    """The store contract. Every method may raise `CheckpointError`; none overwrites stored data.
+
+    ``has_errors_store`` says whether a dedicated errors store (append-only, idempotent on id)
+    exists; memory has none, SQLite and PostgreSQL have one.
+    """
+
+    has_errors_store: bool
+
+    def acquire(self, session: str) -> None:
+        """Claim `session` for this runner; raise `SessionBusyError` if another worker holds it."""
+
+    def release(self, session: str) -> None:
+        """Give up the claim taken by `acquire` (idempotent)."""
+
+    def latest(self, session: str) -> Checkpoint | None:
+        """The newest checkpoint of `session`, or ``None``."""
+
+    def get(self, session: str, step: int) -> Checkpoint | None:
+        """The checkpoint at `step`, or ``None`` (history is kept)."""
+
+    def history(self, session: str) -> list[tuple[int, str, datetime]]:
+        """Every checkpoint of `session` as ``(step, status, created_at)``, oldest first."""
+
+    def commit(self, checkpoint: Checkpoint, delta: Delta) -> None:
+        """Store `checkpoint` and its outbox events (and, if asked, the errors store rows) atomically."""
+
+    def session_events(self, session: str) -> list[ErrorEvent]:
+        """Every event committed for `session`, in emission order (the outbox)."""
+
+    def stored_errors(self, session: str) -> list[ErrorEvent]:
+        """The dedicated errors store's events for `session`, in emission order (``[]`` without one)."""
+
+    def undelivered(self, sink: str, limit: int) -> list[tuple[int, str, ErrorEvent]]:
+        """Up to `limit` outbox entries after `sink`'s cursor: ``(seq, session, event)``."""
+
+    def ack(self, sink: str, seq: int) -> None:
+        """Move `sink`'s cursor to `seq` (never backwards)."""
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every stored session, most recently updated first."""
+
+    def backfill_errors(self, dry_run: bool) -> BackfillReport:
+        """Copy events from the ``extra["errors"]`` of stored checkpoints into the errors store."""
+
+    def close(self) -> None:
+        """Release connections and claims."""
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON codecs shared by the stores
+# ---------------------------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> str:
+    """Compact, deterministic JSON for stored values. Raises `TypeError` for unstorable values."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_partial(partial: NodePartial) -> dict[str, Any]:
+    """JSON data for a pending write."""
+    return {
+        "messages": [m.to_dict() for m in partial.messages],
+        "extra": dict(partial.extra),
+        "errors": [json.loads(e.to_json()) for e in partial.errors],
+    }
+
+
+def decode_partial(data: Any) -> NodePartial:
+    """Inverse of `encode_partial`; raises `ValueError`/`EventDecodeError` on bad data."""
+    if not isinstance(data, Mapping):
+        raise ValueError("pending write is not an object")
+    return NodePartial(
+        [Message.coerce(m) for m in data.get("messages", [])],
+        dict(freeze(data.get("extra", {}))),
+        [ErrorEvent.from_data(e) for e in data.get("errors", [])],
+    )
+
+
+def decode_messages(rows: Sequence[Any]) -> tuple[Message, ...]:
+    """Decode stored message objects."""
+    return tuple(Message.coerce(m) for m in rows)
+
+
+def corrupt(session: str, step: int | None, what: str, exc: BaseException | None = None) -> CheckpointError:
+    """A `CheckpointError` for unreadable stored data, naming session and step."""
+    where = f"session {session!r}" + (f" step {step}" if step is not None else "")
+    err = CheckpointError(f"stored checkpoint data is unreadable: {where}: {what}", session=session, step=step)
+    if exc is not None:
+        err.__cause__ = exc
+    return err
+
+
+# ---------------------------------------------------------------------------------------------
+# The in-memory store
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _MemSession:
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    events: list[ErrorEvent] = field(default_factory=list)
+    owner: int | None = None
+
+
+class MemoryCheckpointer:
+    """A store in process memory: history kept, outbox and cursors, no dedicated errors store.
+
+    Checkpoints share the immutable state objects of the run, so a commit costs a few pointer
+    copies. Thread-safe; data is gone when the process ends.
+    """
+
+    has_errors_store = False
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, _MemSession] = {}
+        self._outbox: list[tuple[str, ErrorEvent]] = []
+        self._cursors: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, session: str) -> None:
+        me = threading.get_ident()
+        with self._lock:
+            s = self._sessions.setdefault(session, _MemSession())
+            if s.owner is not None and s.owner != me:
+                raise SessionBusyError(f"session {session!r} is being run by another worker", session=session)
+            s.owner = me
+
+    def release(self, session: str) -> None:
+        with self._lock:
+            s = self._sessions.get(session)
+            if s is not None:
+                s.owner = None
+
+    def latest(self, session: str) -> Checkpoint | None:
+        s = self._sessions.get(session)
+        return s.checkpoints[-1] if s and s.checkpoints else None
+
+    def get(self, session: str, step: int) -> Checkpoint | None:
+        s = self._sessions.get(session)
+        if not s:
+            return None
+        for cp in s.checkpoints:
+            if cp.step == step:
+                return cp
+        return None
+
+    def history(self, session: str) -> list[tuple[int, str, datetime]]:
+        s = self._sessions.get(session)
+        return [(cp.step, cp.status, cp.created_at) for cp in (s.checkpoints if s else [])]
+
+    def commit(self, checkpoint: Checkpoint, delta: Delta) -> None:
+        with self._lock:
+            s = self._sessions.setdefault(checkpoint.session, _MemSession())
+            if s.checkpoints and s.checkpoints[-1].step >= checkpoint.step:
+                raise CheckpointError(
+                    f"session {checkpoint.session!r} already has step {s.checkpoints[-1].step}; "
+                    f"refusing to overwrite with step {checkpoint.step}",
+                    session=checkpoint.session, step=checkpoint.step)
+            s.checkpoints.append(checkpoint)
+            s.events.extend(checkpoint.events)
+            self._outbox.extend((checkpoint.session, e) for e in checkpoint.events)
+
+    def session_events(self, session: str) -> list[ErrorEvent]:
+        s = self._sessions.get(session)
+        return list(s.events) if s else []
+
+    def stored_errors(self, session: str) -> list[ErrorEvent]:
+        return []
+
+    def undelivered(self, sink: str, limit: int) -> list[tuple[int, str, ErrorEvent]]:
+        start = self._cursors.get(sink, 0)
+        return [(start + i + 1, sess, ev) for i, (sess, ev) in enumerate(self._outbox[start:start + limit])]
+
+    def ack(self, sink: str, seq: int) -> None:
+        with self._lock:
+            self._cursors[sink] = max(self._cursors.get(sink, 0), seq)
+
+    def sessions(self) -> list[SessionInfo]:
+        out = []
+        for name, s in self._sessions.items():
+            if not s.checkpoints:
+                continue
+            last = s.checkpoints[-1]
+            last_error = s.events[-1].summary_line() if s.events else None
+            out.append(SessionInfo(name, last.status, last.step, len(s.events), last_error, last.created_at))
+        return sorted(out, key=lambda i: i.updated or datetime.min, reverse=True)
+
+    def backfill_errors(self, dry_run: bool) -> BackfillReport:
+        return BackfillReport(dry_run=dry_run)
+
+    def close(self) -> None:
+        return None
+
+
+EMPTY_EXTRA: Mapping[str, Any] = FrozenDict()
+
+__all__ = [
+    "STATUSES",
+    "BackfillReport",
+    "Checkpoint",
+    "Checkpointer",
+    "Delta",
+    "MemoryCheckpointer",
+    "SessionInfo",
+    "corrupt",
+    "decode_messages",
+    "decode_partial",
+    "dumps",
+    "encode_partial",
+]

@@ -1,0 +1,808 @@
+"""The runner: sessions, supersteps, failures turned into events, checkpoints and sink delivery.
+
+The runner is the one place that sees every failure mode with its session. On any failure it
+builds the `ErrorEvent`(s), injects them through a synthetic `NodePartial` into the same barrier
+the nodes use, commits the checkpoint, then raises the matching `RunnerError`. Nodes that
+succeeded in a failed superstep keep their partials as pending writes, so resuming re-runs only
+the failed nodes.
+
+This module is an I/O edge: it calls the store and the sinks, reads the clock, and sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .barrier import BarrierPolicy, Channels, MergeResult, check_partial, merge, storable
+from .checkpoint import Checkpoint, Checkpointer, Delta
+from .config import Settings
+from .errors import (
+    BarrierError,
+    CheckpointError,
+    ConfigError,
+    InputError,
+    NodeFailed,
+    PluginError,
+    RouterError,
+    RunnerError,
+    SessionNotFoundError,
+    StepLimitError,
+)
+from .events import (
+    AppScope,
+    ErrorEvent,
+    EventLimits,
+    NodeScope,
+    RunnerScope,
+    SchedulerScope,
+    event_from_exception,
+    make_event,
+    utc_now,
+)
+from .graph import END, GraphSpec
+from .hookspecs import EXTRA_ERRORS_MODES, RetryDecision, Sink, StepReport
+from .manager import Plugins, make_plugins
+from .scheduler import NodeContext, Outcome, Scheduler, gate
+from .state import ERRORS_KEY, FrozenDict, NodePartial, Snapshot, State, coerce_input, coerce_partial, freeze
+
+VERIFY_MISMATCH = "railgraph.errors.verify_mismatch"
+SINK_FAILED = "railgraph.sink.failed"
+SINK_BATCH = 1000
+
+
+@dataclass(slots=True)
+class _Live:
+    """A session being run by this process."""
+
+    cp: Checkpoint
+    channels: Channels
+    app_events: list[ErrorEvent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _SinkState:
+    executor: ThreadPoolExecutor
+    busy: Any = None  # the future of a write still running (a hung sink)
+    failing_since: datetime | None = None
+    failures: int = 0
+    last_report: datetime | None = None
+
+
+def failure_data(err: RunnerError) -> dict[str, Any]:
+    """The JSON form of a `RunnerError` kept in the failed checkpoint (rendered after a restart)."""
+    return {"code": err.code, "message": err.message, "help": err.help, "exit_code": err.exit_code,
+            "type": type(err).__name__, "where": {k: v for k, v in err.where().items()},
+            "event": str(err.event.id) if err.event is not None else None}
+
+
+class Runner:
+    """Runs sessions of one graph.
+
+    Args:
+        spec: the validated graph (see `GraphBuilder.compile`).
+        settings: the configuration (``None``: the usual sources).
+        plugins: plugin objects registered from code, besides installed entry points.
+        checkpointer: a store to use instead of the ``persistence.backend`` plugin's.
+        load_entrypoints: load installed plugins (built-ins included).
+        interrupt_before, interrupt_after: node names to pause at (besides the settings').
+        clock: returns the current UTC time; ids: returns a new UUID (tests pass fixed ones).
+
+    Raises:
+        ConfigError: settings or a plugin table are invalid, the backend or mode is unknown.
+        PluginError: a plugin failed to load or raised while its policy was resolved.
+    """
+
+    def __init__(self, spec: GraphSpec, *, settings: Settings | None = None, plugins: Sequence[Any] = (),
+                 checkpointer: Checkpointer | None = None, load_entrypoints: bool = True,
+                 interrupt_before: Sequence[str] = (), interrupt_after: Sequence[str] = (),
+                 clock: Callable[[], datetime] | None = None, ids: Callable[[], uuid.UUID] | None = None) -> None:
+        self.spec = spec
+        raw = settings if settings is not None else Settings()
+        self.plugins: Plugins = make_plugins(load_entrypoints=load_entrypoints, disable=raw.plugins.disable,
+                                             plugins=plugins)
+        self.settings = self.plugins.bind(raw)
+        self.clock = clock or utc_now
+        self.ids = ids or uuid.uuid4
+        s = self.settings
+        self.limits = EventLimits(max_message=s.errors.max_message, max_depth=s.errors.max_depth,
+                                  max_context_bytes=s.errors.max_context_bytes)
+        _, mode = self.plugins.first("extra_errors_mode", settings=s)
+        mode = mode or "dual"
+        if mode not in EXTRA_ERRORS_MODES:
+            raise ConfigError(f"unknown extra-errors mode {mode!r}; expected one of {list(EXTRA_ERRORS_MODES)}",
+                              key="plugins.extra_errors.mode")
+        _, bumps = self.plugins.first("reserved_change_bumps_version", settings=s)
+        _, capper = self.plugins.first("error_capper", settings=s)
+        processors = tuple(p for _, p in self.plugins.call("event_processor", settings=s))
+        self.processor_names = tuple(n for n, _ in self.plugins.call("event_processor", settings=s))
+        self.policy = BarrierPolicy(processors=processors, mode=mode, capper=capper,
+                                    reserved_bumps_version=True if bumps is None else bool(bumps),
+                                    channel_limit=s.errors.channel_limit, on_processor_error=self._processor_failed)
+        if checkpointer is None:
+            backend = s.persistence.backend
+            _, checkpointer = self.plugins.first("make_checkpointer", backend=backend, settings=s)
+            if checkpointer is None:
+                raise ConfigError(f"no plugin provides persistence.backend = {backend!r} "
+                                  "(built-in: sqlite, postgres, memory)", key="persistence.backend",
+                                  file=str(s.file) if s.file else None)
+        self.checkpointer: Checkpointer = checkpointer
+        sinks: list[Sink] = []
+        for _, contributed in self.plugins.call("make_sinks", settings=s):
+            sinks.extend(contributed)
+        self.sinks = sinks
+        self._sink_states: dict[str, _SinkState] = {}
+        self._retry = self._retry_decision if self.plugins.has("retry_decision") else None
+        self.scheduler = Scheduler(spec, max_concurrency=s.runner.max_concurrency, node_timeout=s.runner.node_timeout,
+                                   retry=self._retry, on_attempt=self._attempt_event)
+        self.interrupt_before = frozenset((*s.runner.interrupt_before, *interrupt_before))
+        self.interrupt_after = frozenset((*s.runner.interrupt_after, *interrupt_after))
+        self._notify_steps = self.plugins.has("after_step")
+        self._lock = threading.Lock()
+        self._pending_app: list[ErrorEvent] = []
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def _event(self, exc: BaseException, scope: Any, *, tags: Sequence[str] = (),
+               context: Mapping[str, Any] | None = None) -> ErrorEvent:
+        return event_from_exception(exc, scope=scope, id=self.ids(), when=self.clock(), tags=tags,
+                                    context=context, limits=self.limits)
+
+    def _processor_failed(self, index: int, event: ErrorEvent, exc: Exception) -> ErrorEvent:
+        name = self.processor_names[index] if index < len(self.processor_names) else f"#{index}"
+        # the original event may hold what the processor was meant to scrub: keep none of its text
+        return make_event(f"event processor of plugin {name!r} raised {type(exc).__name__}; the event it was "
+                          "processing was replaced by this one", scope=AppScope(), id=event.id, when=event.when,
+                          type="railgraph.PluginError", code=PluginError.code, help=PluginError.help,
+                          details={"plugin": name, "hook": "event_processor", "replaced_scope": event.scope.kind},
+                          tags=("plugin-error",), limits=self.limits)
+
+    def _retry_decision(self, node: str, attempt: int, error: BaseException) -> RetryDecision | None:
+        _, decision = self.plugins.first("retry_decision", node=node, attempt=attempt, error=error,
+                                         settings=self.settings)
+        return decision
+
+    def _attempt_event(self, ctx: NodeContext, exc: BaseException, decision: RetryDecision) -> ErrorEvent:
+        return self._event(exc, NodeScope(node=ctx.node, step=ctx.step),
+                           tags=("retry", f"attempt:{ctx.attempt}/{decision.max_attempts}"),
+                           context={"session": ctx.session, "attempt": ctx.attempt,
+                                    "max_attempts": decision.max_attempts, "delay": decision.delay,
+                                    "rule": decision.rule, "will_retry": True})
+
+    def _app_event(self, err: RunnerError, tags: Sequence[str] = ()) -> ErrorEvent:
+        return self._event(err, AppScope(), tags=tags)
+
+    # -- loading -----------------------------------------------------------------------------------
+
+    def _channels_of(self, cp: Checkpoint, errors: tuple[ErrorEvent, ...]) -> Channels:
+        return Channels(cp.messages, cp.extra, errors, cp.versions)
+
+    def _load(self, session: str) -> _Live | None:
+        cp = self.checkpointer.latest(session)
+        if cp is None:
+            return None
+        errors = tuple(self.checkpointer.session_events(session))
+        if self.settings.errors.channel_limit is not None:
+            errors = errors[-self.settings.errors.channel_limit:]
+        return _Live(cp, self._channels_of(cp, errors))
+
+    def _make_ctx(self, session: str, step: int) -> Callable[[str, int], NodeContext]:
+        ids, clock = self.ids, self.clock
+
+        def make(node: str, attempt: int) -> NodeContext:
+            return NodeContext(session, step, node, attempt, ids, clock)
+        return make
+
+    # -- committing --------------------------------------------------------------------------------
+
+    def _commit(self, live: _Live, result: MergeResult, *, status: str, frontier: tuple[str, ...],
+                seen: Mapping[str, Mapping[str, int]], pending: Mapping[str, NodePartial],
+                failure: Mapping[str, Any] | None = None, interrupt: str | None = None,
+                ran: tuple[str, ...] = (), skipped: Mapping[str, str] | None = None) -> Checkpoint:
+        ch = result.channels
+        cp = Checkpoint(live.cp.session, live.cp.step + 1, status, ch.messages, ch.extra, ch.versions, frontier,
+                        seen, pending, result.events, failure, self.clock(), interrupt)
+        self._store(cp, result.delta)
+        live.cp, live.channels = cp, ch
+        self._after_commit(cp, ran, skipped or {})
+        return cp
+
+    def _store(self, cp: Checkpoint, delta: Delta) -> None:
+        try:
+            self.checkpointer.commit(cp, delta)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"could not commit checkpoint of session {cp.session!r} step {cp.step}: "
+                                  f"{type(exc).__name__}", session=cp.session, step=cp.step) from exc
+
+    def _after_commit(self, cp: Checkpoint, ran: tuple[str, ...], skipped: Mapping[str, str]) -> None:
+        if self.sinks:
+            self.deliver()
+        if self._notify_steps:
+            report = StepReport(cp.session, cp.step, ran, dict(skipped), cp.events, cp.status, dict(cp.versions))
+            for err in self.plugins.notify("after_step", report=report):
+                self._queue_app(self._app_event(err, tags=("plugin-error",)))
+
+    def _queue_app(self, event: ErrorEvent) -> None:
+        with self._lock:
+            self._pending_app.append(event)
+
+    def _take_app(self) -> list[ErrorEvent]:
+        with self._lock:
+            events, self._pending_app = self._pending_app, []
+        return events
+
+    # -- sinks -------------------------------------------------------------------------------------
+
+    def deliver(self) -> int:
+        """Deliver every sink's backlog from the outbox; return the number of events delivered.
+
+        A sink that raises or exceeds ``runner.sink_timeout`` keeps its cursor (so it gets the
+        events again later) and is reported once per outage as an app-scope event.
+        """
+        delivered = 0
+        for sink in self.sinks:
+            state = self._sink_states.get(sink.name)
+            if state is None:
+                state = self._sink_states[sink.name] = _SinkState(
+                    ThreadPoolExecutor(1, thread_name_prefix=f"railgraph-sink-{sink.name}"))
+            if state.busy is not None:
+                if not state.busy.done():
+                    continue  # still hung in an earlier write
+                state.busy = None
+            try:
+                batch = self.checkpointer.undelivered(sink.name, SINK_BATCH)
+            except Exception as exc:  # a store read failure must not fail the run
+                self._sink_failed(sink, state, exc)
+                continue
+            if not batch:
+                continue
+            future = state.executor.submit(self._write_batch, sink, batch)
+            try:
+                future.result(timeout=self.settings.runner.sink_timeout)
+            except FutureTimeout:
+                state.busy = future
+                self._sink_failed(sink, state, TimeoutError(
+                    f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"))
+                continue
+            except Exception as exc:
+                self._sink_failed(sink, state, exc)
+                continue
+            self.checkpointer.ack(sink.name, batch[-1][0])
+            delivered += len(batch)
+            if state.failing_since is not None:
+                state.failing_since, state.failures = None, 0
+        return delivered
+
+    @staticmethod
+    def _write_batch(sink: Sink, batch: list[tuple[int, str, ErrorEvent]]) -> None:
+        by_session: dict[str, list[ErrorEvent]] = {}
+        for _, session, event in batch:
+            by_session.setdefault(session, []).append(event)
+        for session, events in by_session.items():
+            sink.write(session, events)
+        sink.flush()
+
+    def _sink_failed(self, sink: Sink, state: _SinkState, exc: BaseException) -> None:
+        now = self.clock()
+        state.failures += 1
+        first = state.failing_since is None
+        if first:
+            state.failing_since = now
+        window = timedelta(seconds=self.settings.runner.sink_report_interval)
+        if first or state.last_report is None or now - state.last_report >= window:
+            state.last_report = now
+            err = PluginError(f"sink {sink.name!r} failed ({state.failures} failure(s) since "
+                              f"{state.failing_since.isoformat()}); its events stay in the outbox",
+                              plugin=sink.name, hook="write", details={"failures": state.failures})
+            err.__cause__ = exc
+            self._queue_app(make_event(err.message, scope=AppScope(), id=self.ids(), when=now,
+                                       type="railgraph.PluginError", code=SINK_FAILED, help=PluginError.help,
+                                       details={"plugin": sink.name, "hook": "write", "failures": state.failures,
+                                                "cause": type(exc).__name__},
+                                       tags=("sink-failure",), limits=self.limits))
+
+    # -- starting and resuming ---------------------------------------------------------------------
+
+    def _begin(self, session: str, input: Any) -> _Live:
+        live = self._load(session)
+        if input is None:
+            if live is None:
+                raise SessionNotFoundError(f"session {session!r} has no stored checkpoint to resume",
+                                           session=session)
+            if self.policy.mode == "verify":
+                self._verify(live)
+            for err in self.plugins.notify("before_session", session=session, resumed=True, settings=self.settings):
+                self._queue_app(self._app_event(err, tags=("plugin-error",)))
+            return live
+        messages, extra = coerce_input(input)
+        for key, value in extra.items():
+            if not storable(value):
+                raise InputError(f"input extra[{key!r}] is a {type(value).__name__}, which cannot be stored as JSON",
+                                 session=session)
+        for i, m in enumerate(messages):
+            if not storable(m.content):
+                raise InputError(f"input messages[{i}] content cannot be stored as JSON", session=session)
+        partial = NodePartial(messages, extra, [])
+        if live is None:
+            base = Checkpoint(session, 0, "running", (), FrozenDict(), FrozenDict(messages=1, extra=1, errors=1),
+                              (), FrozenDict(), FrozenDict(), (), None, self.clock())
+            live = _Live(base, self._channels_of(base, ()))
+            ch = Channels(tuple(messages), FrozenDict({k: freeze(v) for k, v in extra.items()}), (), base.versions)
+            result = MergeResult(ch, (), Delta(messages_appended=len(messages), extra_keys=frozenset(extra),
+                                              write_errors_store=self.policy.mode != "legacy", first=True))
+        else:
+            result = merge(live.channels, [("__input__", partial)], self.policy)
+        if self.policy.mode == "verify":
+            self._verify(live)
+        for err in self.plugins.notify("before_session", session=session, resumed=False, settings=self.settings):
+            self._queue_app(self._app_event(err, tags=("plugin-error",)))
+        self._commit(live, result, status="running", frontier=self.spec.entry, seen=FrozenDict(),
+                     pending=FrozenDict(), ran=("__input__",))
+        return live
+
+    def _verify(self, live: _Live) -> None:
+        """Verify mode: every event in ``extra["errors"]`` must be in the errors store, unchanged."""
+        session = live.cp.session
+        arr = [e for e in live.channels.extra.get(ERRORS_KEY, ()) if not e.is_summary]
+        if not arr:
+            return
+        cp = self.checkpointer
+        stored = {e.id: e for e in (cp.stored_errors(session) if cp.has_errors_store else cp.session_events(session))}
+        missing = [str(e.id) for e in arr if e.id not in stored]
+        differ = [str(e.id) for e in arr if e.id in stored and stored[e.id] != e]
+        if missing or differ:
+            self._queue_app(make_event(
+                f"verify: extra[\"errors\"] of session {session!r} disagrees with the errors store: "
+                f"{len(missing)} missing, {len(differ)} different", scope=AppScope(), id=self.ids(), when=self.clock(),
+                type="railgraph.VerifyMismatch", code=VERIFY_MISMATCH,
+                help="Run `railgraph migrate errors` to backfill the store, then verify again.",
+                details={"session": session, "missing": missing[:20], "different": differ[:20],
+                         "missing_count": len(missing), "different_count": len(differ)},
+                tags=("verify",), limits=self.limits))
+
+    # -- one superstep -----------------------------------------------------------------------------
+
+    def _plan(self, live: _Live) -> tuple[str, Any]:
+        """Decide what the next superstep does: ``("done"|"interrupt"|"run", data)``."""
+        cp = live.cp
+        if not cp.frontier:
+            return "done", None
+        if self.interrupt_before:
+            hits = [n for n in cp.frontier if n in self.interrupt_before and n not in cp.pending_writes]
+            if hits and cp.interrupt != f"before:{hits[0]}":
+                return "interrupt", f"before:{hits[0]}"
+        return "run", gate(cp.frontier, cp.versions, cp.versions_seen, cp.pending_writes)
+
+    def _interrupt(self, live: _Live, reason: str) -> None:
+        result = MergeResult(live.channels, (), Delta(write_errors_store=self.policy.mode != "legacy"))
+        self._commit(live, result, status="interrupted", frontier=live.cp.frontier, seen=live.cp.versions_seen,
+                     pending=live.cp.pending_writes, interrupt=reason)
+
+    def _finish(self, live: _Live, to_run: list[str], skipped: dict[str, str], outcomes: Mapping[str, Outcome],
+                snapshot: Snapshot) -> None:
+        cp = live.cp
+        session, step = cp.session, cp.step + 1
+        partials: list[tuple[str, NodePartial]] = []
+        failures: list[tuple[str, RunnerError, Outcome | None]] = []
+        for node in to_run:
+            pending = cp.pending_writes.get(node)
+            if pending is not None:
+                partials.append((node, pending))
+                continue
+            outcome = outcomes[node]
+            if outcome.error is None:
+                try:
+                    partial = coerce_partial(outcome.value, node)
+                    check_partial(node, partial)
+                except RunnerError as err:
+                    err.session, err.step, err.node = session, step, node
+                    failures.append((node, err, outcome))
+                    continue
+                if outcome.attempt_events:
+                    partial = NodePartial(partial.messages, partial.extra, [*outcome.attempt_events, *partial.errors])
+                partials.append((node, partial))
+            else:
+                failures.append((node, self._node_error(outcome.error, session, step, node), outcome))
+        app = self._take_app()
+        if not failures:
+            try:
+                result = merge(live.channels, [*partials, ("__runner__", NodePartial(errors=app))] if app else partials,
+                               self.policy)
+            except RunnerError as err:
+                self._queue_app_back(app)
+                return self._fail(live, [(err.node or "__barrier__", err, None)], partials, to_run)
+            except Exception as exc:
+                self._queue_app_back(app)
+                err = BarrierError(f"merging step {step} failed: {type(exc).__name__}", session=session, step=step)
+                err.__cause__ = exc
+                return self._fail(live, [("__barrier__", err, None)], partials, to_run)
+            try:
+                nxt = self._route(to_run, result.channels, session, step)
+            except RouterError as err:
+                self._queue_app_back(app)
+                return self._fail(live, [(err.node or "__router__", err, None)], partials, to_run, scheduler=True)
+            seen = dict(cp.versions_seen)
+            mark = FrozenDict(messages=snapshot.versions["messages"], extra=snapshot.versions["extra"])
+            for node in to_run:
+                seen[node] = mark
+            status, interrupt = ("completed" if not nxt else "running"), None
+            if nxt and self.interrupt_after:
+                hit = next((n for n in to_run if n in self.interrupt_after), None)
+                if hit is not None:
+                    status, interrupt = "interrupted", f"after:{hit}"
+            if nxt and status == "running" and self.settings.runner.interrupt_after_step:
+                status, interrupt = "interrupted", "step"
+            self._commit(live, result, status=status, frontier=nxt, seen=FrozenDict(seen), pending=FrozenDict(),
+                         interrupt=interrupt, ran=tuple(to_run), skipped=skipped)
+            return None
+        self._queue_app_back(app)
+        return self._fail(live, failures, partials, to_run)
+
+    def _queue_app_back(self, events: list[ErrorEvent]) -> None:
+        if events:
+            with self._lock:
+                self._pending_app[:0] = events
+
+    def _node_error(self, exc: BaseException, session: str, step: int, node: str) -> RunnerError:
+        if isinstance(exc, RunnerError):
+            exc.session, exc.step, exc.node = exc.session or session, step, node
+            return exc
+        err = NodeFailed(f"node {node!r} failed at step {step} ({type(exc).__name__})",
+                         session=session, step=step, node=node)
+        err.__cause__ = exc
+        return err
+
+    def _route(self, ran: Sequence[str], channels: Channels, session: str, step: int) -> tuple[str, ...]:
+        nxt: dict[str, None] = {}
+        spec = self.spec
+        view: State | None = None
+        for node in ran:
+            for target in spec.edges.get(node, ()):
+                if target != END:
+                    nxt[target] = None
+            routers = spec.routers.get(node)
+            if not routers:
+                continue
+            if view is None:
+                view = State(channels.messages, channels.extra, channels.errors, channels.versions, session, step)
+            for r in routers:
+                try:
+                    chosen = r.router(view, NodeContext(session, step, node, 1, self.ids, self.clock)) \
+                        if r.takes_ctx else r.router(view)
+                except Exception as exc:
+                    err = RouterError(f"router of node {node!r} raised {type(exc).__name__} at step {step}",
+                                      session=session, step=step, node=node)
+                    raise err from exc
+                for target in (chosen if isinstance(chosen, (list, tuple)) else [chosen]):
+                    name = r.path_map.get(target, None) if r.path_map is not None else target
+                    if name is None and r.path_map is not None and target == END:
+                        name = END
+                    if name == END:
+                        continue
+                    if not isinstance(name, str) or name not in spec.nodes:
+                        raise RouterError(f"router of node {node!r} returned {target!r}, which is not a node of "
+                                          f"this graph (nodes: {', '.join(spec.nodes)})",
+                                          session=session, step=step, node=node, details={"returned": repr(target)})
+                    nxt[name] = None
+        return tuple(nxt)
+
+    def _fail(self, live: _Live, failures: list[tuple[str, RunnerError, Outcome | None]],
+              partials: list[tuple[str, NodePartial]], to_run: Sequence[str], *, scheduler: bool = False,
+              runner_scope: bool = False) -> None:
+        cp = live.cp
+        session, step = cp.session, cp.step + 1
+        events: list[ErrorEvent] = []
+        primary: list[ErrorEvent | None] = []
+        for node, err, outcome in failures:
+            events.extend(outcome.attempt_events if outcome else ())
+            tags: list[str] = []
+            context: dict[str, Any] = {"session": session}
+            if outcome is not None:
+                context["attempt"] = outcome.attempts
+                if outcome.decision is not None:
+                    tags = ["retry", f"attempt:{outcome.attempts}/{outcome.decision.max_attempts}"]
+                    context.update(max_attempts=outcome.decision.max_attempts, rule=outcome.decision.rule,
+                                   will_retry=False)
+            if runner_scope:
+                scope: Any = RunnerScope(session=session, step=step)
+            elif scheduler:
+                scope = SchedulerScope(step=step)
+            elif node.startswith("__"):
+                scope = RunnerScope(session=session, step=step)
+            else:
+                scope = NodeScope(node=node, step=step)
+            ev = self._event(err, scope, tags=tags, context=context)
+            events.append(ev)
+            primary.append(ev)
+        events.extend(self._take_app())
+        pending = dict(cp.pending_writes)
+        for node, partial in partials:
+            pending[node] = partial
+        result = merge(live.channels, [("__runner__", NodePartial(errors=events))], self.policy)
+        by_id = {e.id: e for e in result.events}
+        errs = [err for _, err, _ in failures]
+        for err, ev in zip(errs, primary, strict=True):
+            err.with_events(tuple(by_id[e.id] for e in [ev] if ev is not None and e.id in by_id))
+        first = errs[0]
+        if len(errs) > 1:
+            first.message += f" (and {len(errs) - 1} more: {', '.join(e.node or '?' for e in errs[1:])})"
+            first.args = (first.message,)
+        try:
+            self._commit(live, result, status="failed", frontier=cp.frontier, seen=cp.versions_seen,
+                         pending=FrozenDict(pending), failure=failure_data(first), ran=tuple(to_run))
+        except CheckpointError as cerr:
+            live.channels = Channels(live.channels.messages, live.channels.extra, result.channels.errors,
+                                     live.channels.versions)
+            raise cerr from first
+        raise first
+
+    def _commit_failed(self, live: _Live, exc: CheckpointError) -> CheckpointError:
+        """A commit failed: record a runner event in memory (and in the store if it answers)."""
+        exc.session = exc.session or live.cp.session
+        ev = self._event(exc, RunnerScope(session=live.cp.session, step=live.cp.step + 1),
+                         context={"session": live.cp.session})
+        result = merge(live.channels, [("__runner__", NodePartial(errors=[ev]))], self.policy)
+        exc.with_events(result.events)
+        try:
+            self._commit(live, result, status="failed", frontier=live.cp.frontier, seen=live.cp.versions_seen,
+                         pending=live.cp.pending_writes, failure=failure_data(exc))
+        except CheckpointError:
+            live.channels = Channels(live.channels.messages, live.channels.extra, result.channels.errors,
+                                     live.channels.versions)
+        return exc
+
+    def _step_limit(self, live: _Live, max_steps: int) -> None:
+        err = StepLimitError(f"session {live.cp.session!r} reached the limit of {max_steps} supersteps with "
+                             f"{len(live.cp.frontier)} node(s) still to run", session=live.cp.session,
+                             step=live.cp.step + 1, details={"max_steps": max_steps, "frontier": list(live.cp.frontier)})
+        self._fail(live, [("__runner__", err, None)], [], (), runner_scope=True)
+
+    def _flush_app(self, live: _Live) -> None:
+        """Commit app events still queued (a sink failure seen after the last step)."""
+        app = self._take_app()
+        if not app:
+            return
+        result = merge(live.channels, [("__runner__", NodePartial(errors=app))], self.policy)
+        cp = live.cp
+        self._commit(live, result, status=cp.status, frontier=cp.frontier, seen=cp.versions_seen,
+                     pending=cp.pending_writes, failure=cp.failure, interrupt=cp.interrupt)
+
+    # -- public API --------------------------------------------------------------------------------
+
+    def _state(self, live: _Live) -> State:
+        cp, ch = live.cp, live.channels
+        return State(ch.messages, ch.extra, ch.errors, ch.versions, cp.session, cp.step, cp.status, cp.frontier)
+
+    def invoke(self, input: Any, session: str | None = None, *, max_steps: int | None = None) -> State:
+        """Run `session` until it completes, pauses at an interrupt, or fails.
+
+        Args:
+            input: ``{"messages": [...], "extra": {...}}`` to start (or restart from the entry), or
+                ``None`` to resume the stored session from its last checkpoint.
+            session: the session id (a new UUID when omitted).
+            max_steps: supersteps this call may run (default ``runner.max_steps``).
+
+        Returns: the final `State` (``status`` says completed or interrupted).
+        Raises: a `RunnerError` subclass; the failure was committed as events first.
+        """
+        if self.spec.any_async:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(self.ainvoke(input, session, max_steps=max_steps))
+            raise RunnerError("this graph has async nodes and an event loop is running: use `await graph.ainvoke(...)`")
+        return self._run(input, session, max_steps, None)
+
+    async def ainvoke(self, input: Any, session: str | None = None, *, max_steps: int | None = None) -> State:
+        """Like `invoke`, on the running event loop (async nodes run on it, sync ones in threads)."""
+        return await self._arun(input, session, max_steps)
+
+    def _open(self, input: Any, session: str | None) -> tuple[str, _Live]:
+        session = session or str(self.ids())
+        if not isinstance(session, str) or not session:
+            raise InputError(f"session id must be a non-empty string, got {session!r}")
+        self.checkpointer.acquire(session)
+        try:
+            return session, self._begin(session, input)
+        except BaseException:
+            self.checkpointer.release(session)
+            raise
+
+    def _close_run(self, live: _Live, error: BaseException | None) -> None:
+        try:
+            if error is None or not isinstance(error, CheckpointError):
+                self._flush_app(live)
+        finally:
+            for err in self.plugins.notify("after_session", session=live.cp.session, status=live.cp.status,
+                                           error=error):
+                self._pending_app.append(self._app_event(err, tags=("plugin-error",)))
+            self.checkpointer.release(live.cp.session)
+
+    def _run(self, input: Any, session: str | None, max_steps: int | None, _: Any) -> State:
+        session, live = self._open(input, session)
+        limit = max_steps or self.settings.runner.max_steps
+        error: BaseException | None = None
+        try:
+            steps = 0
+            while True:
+                action, data = self._plan(live)
+                if action == "done":
+                    if live.cp.status != "completed":
+                        self._complete(live)
+                    break
+                if action == "interrupt":
+                    self._interrupt(live, data)
+                    break
+                if steps >= limit:
+                    self._step_limit(live, limit)
+                to_run, skipped = data
+                execute = [n for n in to_run if n not in live.cp.pending_writes]
+                snapshot = Snapshot(live.channels.messages, live.channels.extra, live.channels.errors,
+                                    live.channels.versions)
+                outcomes = self.scheduler.run_sync(execute, snapshot, self._make_ctx(session, live.cp.step + 1)) \
+                    if execute else {}
+                try:
+                    self._finish(live, to_run, skipped, outcomes, snapshot)
+                except CheckpointError as exc:
+                    if exc.event is None:
+                        raise self._commit_failed(live, exc) from exc.__cause__
+                    raise
+                steps += 1
+                if live.cp.status == "interrupted":
+                    break
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._close_run(live, error)
+        return self._state(live)
+
+    async def _arun(self, input: Any, session: str | None, max_steps: int | None) -> State:
+        session, live = self._open(input, session)
+        limit = max_steps or self.settings.runner.max_steps
+        error: BaseException | None = None
+        try:
+            steps = 0
+            while True:
+                action, data = self._plan(live)
+                if action == "done":
+                    if live.cp.status != "completed":
+                        self._complete(live)
+                    break
+                if action == "interrupt":
+                    self._interrupt(live, data)
+                    break
+                if steps >= limit:
+                    self._step_limit(live, limit)
+                to_run, skipped = data
+                execute = [n for n in to_run if n not in live.cp.pending_writes]
+                snapshot = Snapshot(live.channels.messages, live.channels.extra, live.channels.errors,
+                                    live.channels.versions)
+                outcomes = await self.scheduler.run_async(execute, snapshot, self._make_ctx(session, live.cp.step + 1)) \
+                    if execute else {}
+                try:
+                    self._finish(live, to_run, skipped, outcomes, snapshot)
+                except CheckpointError as exc:
+                    if exc.event is None:
+                        raise self._commit_failed(live, exc) from exc.__cause__
+                    raise
+                steps += 1
+                if live.cp.status == "interrupted":
+                    break
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._close_run(live, error)
+        return self._state(live)
+
+    def _complete(self, live: _Live) -> None:
+        """The frontier emptied by gating: record the session as completed."""
+        result = MergeResult(live.channels, (), Delta(write_errors_store=self.policy.mode != "legacy"))
+        self._commit(live, result, status="completed", frontier=(), seen=live.cp.versions_seen, pending=FrozenDict())
+
+    def state(self, session: str) -> State:
+        """The latest stored state of `session`. Raises `SessionNotFoundError`."""
+        live = self._load(session)
+        if live is None:
+            raise SessionNotFoundError(f"session {session!r} has no stored checkpoint", session=session)
+        return self._state(live)
+
+    def errors(self, session: str) -> list[ErrorEvent]:
+        """Every event of `session` exactly once, in emission order, whatever the extra-errors mode.
+
+        The union, deduplicated by id, of the outbox, the dedicated errors store (backfilled
+        events included), and the latest ``extra["errors"]`` (cap summaries excluded).
+        """
+        cp = self.checkpointer
+        seen: set[uuid.UUID] = set()
+        out: list[ErrorEvent] = []
+        latest = cp.latest(session)
+        sources = [cp.session_events(session)]
+        if cp.has_errors_store:
+            sources.append(cp.stored_errors(session))
+        if latest is not None:
+            sources.append([e for e in latest.extra.get(ERRORS_KEY, ()) if not e.is_summary])
+        for source in sources:
+            for event in source:
+                if event.id not in seen:
+                    seen.add(event.id)
+                    out.append(event)
+        return out
+
+    def failure(self, session: str) -> tuple[Mapping[str, Any], ErrorEvent | None] | None:
+        """The stored diagnostic of the session's last failure and its event, or ``None``."""
+        cp = self.checkpointer.latest(session)
+        if cp is None or cp.failure is None:
+            return None
+        ev_id = cp.failure.get("event")
+        event = next((e for e in cp.events if str(e.id) == ev_id), None)
+        return cp.failure, event
+
+    def close(self) -> None:
+        """Stop worker threads, close sinks and the store."""
+        self.scheduler.close()
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # noqa: S110 - closing is best effort; the run already committed
+                pass
+        for state in self._sink_states.values():
+            state.executor.shutdown(wait=False, cancel_futures=True)
+        self.checkpointer.close()
+
+
+class CompiledGraph:
+    """A validated graph bound to a `Runner`: what `GraphBuilder.compile` returns."""
+
+    def __init__(self, spec: GraphSpec, runner: Runner) -> None:
+        self.spec = spec
+        self.runner = runner
+
+    @property
+    def settings(self) -> Settings:
+        """The runner's validated settings."""
+        return self.runner.settings
+
+    def invoke(self, input: Any, session: str | None = None, *, max_steps: int | None = None) -> State:
+        """See `Runner.invoke`."""
+        return self.runner.invoke(input, session, max_steps=max_steps)
+
+    async def ainvoke(self, input: Any, session: str | None = None, *, max_steps: int | None = None) -> State:
+        """See `Runner.ainvoke`."""
+        return await self.runner.ainvoke(input, session, max_steps=max_steps)
+
+    def errors(self, session: str) -> list[ErrorEvent]:
+        """See `Runner.errors`."""
+        return self.runner.errors(session)
+
+    def state(self, session: str) -> State:
+        """See `Runner.state`."""
+        return self.runner.state(session)
+
+    def history(self, session: str) -> list[tuple[int, str, datetime]]:
+        """Every checkpoint of `session` as ``(step, status, created_at)``."""
+        return self.runner.checkpointer.history(session)
+
+    def close(self) -> None:
+        """See `Runner.close`."""
+        self.runner.close()
+
+    def __enter__(self) -> CompiledGraph:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["CompiledGraph", "Runner", "failure_data"]
+

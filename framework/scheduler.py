@@ -1,0 +1,274 @@
+"""The scheduler: which frontier nodes run (version gating), and running them concurrently.
+
+Sync nodes run in worker threads, async nodes on the event loop, under a concurrency limit. A
+lone sync node without a timeout runs inline: no thread or event-loop hop. Each node may be
+retried by the retry policy; every failed attempt is reported through `on_attempt` so it becomes
+an `ErrorEvent`, not only the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import NodeTimeout
+from .events import ErrorEvent, NodeScope, event_from_exception, make_event
+from .graph import GraphSpec, NodeSpec
+from .hookspecs import RetryDecision
+from .state import Snapshot
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+GATED = ("messages", "extra")
+
+
+@dataclass(slots=True)
+class NodeContext:
+    """What a node knows about its run: session, step, node name and attempt (from 1).
+
+    ``ctx.event(...)`` builds a non-fatal `ErrorEvent` scoped to this node, for
+    ``NodePartial(errors=[...])``; ``ctx.event_from(exc)`` builds one from an exception.
+    """
+
+    session: str
+    step: int
+    node: str
+    attempt: int
+    _ids: Callable[[], UUID] = field(repr=False, default=None)  # type: ignore[assignment]
+    _clock: Callable[[], Any] = field(repr=False, default=None)  # type: ignore[assignment]
+
+    def event(self, message: str, *, code: str | None = None, help: str | None = None,
+              details: Mapping[str, Any] | None = None, tags: Sequence[str] = (),
+              context: Mapping[str, Any] | None = None, type: str = "railgraph.NodeEvent") -> ErrorEvent:
+        """A node-scope event that does not fail the node."""
+        return make_event(message, scope=NodeScope(node=self.node, step=self.step), id=self._ids(),
+                          when=self._clock(), type=type, code=code, help=help, details=details, tags=tags,
+                          context={"session": self.session, **(context or {})})
+
+    def event_from(self, exc: BaseException, *, tags: Sequence[str] = (),
+                   context: Mapping[str, Any] | None = None) -> ErrorEvent:
+        """A node-scope event built from a caught exception (its whole chain)."""
+        return event_from_exception(exc, scope=NodeScope(node=self.node, step=self.step), id=self._ids(),
+                                    when=self._clock(), tags=tags, context={"session": self.session, **(context or {})})
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one node's run ended: a partial, or the final exception (after retries)."""
+
+    node: str
+    value: Any = None
+    error: BaseException | None = None
+    attempts: int = 1
+    attempt_events: list[ErrorEvent] = field(default_factory=list)
+    decision: RetryDecision | None = None
+
+
+def gate(frontier: Sequence[str], versions: Mapping[str, int], seen: Mapping[str, Mapping[str, int]],
+         pending: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """Split the frontier into nodes to run and nodes skipped, with why each was skipped.
+
+    A node runs when it never ran, when ``messages`` or ``extra`` has a version newer than the
+    one it last saw, or when it has pending writes from a failed superstep (reused, not re-run).
+    """
+    run: list[str] = []
+    skipped: dict[str, str] = {}
+    for node in frontier:
+        if node in pending:
+            run.append(node)
+            continue
+        last = seen.get(node)
+        if last is None or versions["extra"] > last.get("extra", 0) or versions["messages"] > last.get("messages", 0):
+            run.append(node)
+        else:
+            skipped[node] = (f"gated: messages v{versions['messages']} and extra v{versions['extra']} "
+                             "are not newer than what it last saw")
+    return run, skipped
+
+
+RetryFn = Callable[[str, int, BaseException], "RetryDecision | None"]
+AttemptFn = Callable[[NodeContext, BaseException, RetryDecision], ErrorEvent]
+
+
+class Scheduler:
+    """Runs the nodes of a superstep on one immutable snapshot.
+
+    Args:
+        spec: the compiled graph.
+        max_concurrency: nodes running at the same time.
+        node_timeout: default seconds a node may run (``None``: no limit).
+        retry: the retry policy (``None``: one attempt).
+        on_attempt: builds the event for a failed attempt that will be retried.
+        sleep: the sleep function between attempts (tests pass a fake).
+    """
+
+    def __init__(self, spec: GraphSpec, *, max_concurrency: int, node_timeout: float | None,
+                 retry: RetryFn | None, on_attempt: AttemptFn, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.spec = spec
+        self.max_concurrency = max_concurrency
+        self.node_timeout = node_timeout
+        self.retry = retry
+        self.on_attempt = on_attempt
+        self.sleep = sleep
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def timeout_of(self, node: NodeSpec) -> float | None:
+        """The node's own timeout, else the default."""
+        return node.timeout if node.timeout is not None else self.node_timeout
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The worker threads for sync nodes (created on first use)."""
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.max_concurrency + 4, thread_name_prefix="railgraph-node")
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker threads (hung nodes are abandoned, not joined)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    # -- one node, sync ----------------------------------------------------------------------------
+
+    def _call_sync(self, node: NodeSpec, snapshot: Snapshot, ctx: NodeContext) -> Any:
+        return node.fn(snapshot, ctx) if node.takes_ctx else node.fn(snapshot)
+
+    def _attempts_sync(self, node: NodeSpec, snapshot: Snapshot, make_ctx: Callable[[str, int], NodeContext],
+                       deadline_call: Callable[[NodeSpec, Snapshot, NodeContext], Any]) -> Outcome:
+        outcome = Outcome(node.name)
+        attempt = 1
+        while True:
+            ctx = make_ctx(node.name, attempt)
+            try:
+                outcome.value = deadline_call(node, snapshot, ctx)
+                outcome.error = None
+                outcome.attempts = attempt
+                return outcome
+            except Exception as exc:
+                decision = self.retry(node.name, attempt, exc) if self.retry is not None else None
+                outcome.error, outcome.attempts, outcome.decision = exc, attempt, decision
+                if decision is None or not decision.retry or attempt >= decision.max_attempts:
+                    return outcome
+                outcome.attempt_events.append(self.on_attempt(ctx, exc, decision))
+                if decision.delay > 0:
+                    self.sleep(decision.delay)
+                attempt += 1
+
+    def _with_timeout(self, node: NodeSpec, snapshot: Snapshot, ctx: NodeContext) -> Any:
+        timeout = self.timeout_of(node)
+        if timeout is None:
+            return self._call_sync(node, snapshot, ctx)
+        future: Future[Any] = self.pool.submit(self._call_sync, node, snapshot, ctx)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            future.cancel()
+            raise NodeTimeout(f"node {node.name!r} timed out after {timeout:g}s", session=ctx.session, step=ctx.step,
+                              node=node.name, details={"timeout": timeout}) from None
+
+    def run_sync(self, names: Sequence[str], snapshot: Snapshot,
+                 make_ctx: Callable[[str, int], NodeContext]) -> dict[str, Outcome]:
+        """Run sync nodes `names` concurrently; return node → `Outcome`. Never raises for node errors."""
+        nodes = [self.spec.nodes[n] for n in names]
+        if len(nodes) == 1:
+            node = nodes[0]
+            return {node.name: self._attempts_sync(node, snapshot, make_ctx, self._with_timeout)}
+        results: dict[str, Outcome] = {}
+        if any(self.timeout_of(n) is not None for n in nodes):
+            # one future per node, so each can be abandoned at its own deadline
+            def one(node: NodeSpec) -> Outcome:
+                return self._attempts_sync(node, snapshot, make_ctx, self._call_sync)
+            sem = threading.BoundedSemaphore(self.max_concurrency)
+
+            def guarded(node: NodeSpec) -> Outcome:
+                with sem:
+                    return one(node)
+            futures = [(n, self.pool.submit(guarded, n)) for n in nodes]
+            for node, fut in futures:
+                timeout = self.timeout_of(node)
+                try:
+                    results[node.name] = fut.result(timeout=timeout)
+                except FutureTimeout:
+                    fut.cancel()
+                    ctx = make_ctx(node.name, 1)
+                    results[node.name] = Outcome(node.name, error=NodeTimeout(
+                        f"node {node.name!r} timed out after {timeout:g}s", session=ctx.session, step=ctx.step,
+                        node=node.name, details={"timeout": timeout}))
+            return results
+        # work queue: min(limit, n) workers pull nodes; far fewer thread hand-offs than one task each
+        counter = itertools.count()
+        out: list[Outcome | None] = [None] * len(nodes)
+
+        def worker() -> None:
+            while True:
+                i = next(counter)
+                if i >= len(nodes):
+                    return
+                out[i] = self._attempts_sync(nodes[i], snapshot, make_ctx, self._call_sync)
+
+        workers = min(self.max_concurrency, len(nodes))
+        futures = [self.pool.submit(worker) for _ in range(workers - 1)]
+        worker()  # the calling thread works too
+        for f in futures:
+            f.result()
+        return {o.node: o for o in out if o is not None}
+
+    # -- async -------------------------------------------------------------------------------------
+
+    async def run_async(self, names: Sequence[str], snapshot: Snapshot,
+                        make_ctx: Callable[[str, int], NodeContext]) -> dict[str, Outcome]:
+        """Run nodes on the running loop (sync ones in worker threads) under the concurrency limit."""
+        loop = asyncio.get_running_loop()
+        sem = asyncio.Semaphore(self.max_concurrency)
+
+        async def call(node: NodeSpec, ctx: NodeContext) -> Any:
+            if node.is_async:
+                coro = node.fn(snapshot, ctx) if node.takes_ctx else node.fn(snapshot)
+            else:
+                coro = loop.run_in_executor(self.pool, self._call_sync, node, snapshot, ctx)
+            timeout = self.timeout_of(node)
+            if timeout is None:
+                return await coro
+            try:
+                return await asyncio.wait_for(coro, timeout)
+            except TimeoutError:
+                raise NodeTimeout(f"node {node.name!r} timed out after {timeout:g}s", session=ctx.session,
+                                  step=ctx.step, node=node.name, details={"timeout": timeout}) from None
+
+        async def one(node: NodeSpec) -> Outcome:
+            outcome = Outcome(node.name)
+            attempt = 1
+            async with sem:
+                while True:
+                    ctx = make_ctx(node.name, attempt)
+                    try:
+                        outcome.value = await call(node, ctx)
+                        outcome.error, outcome.attempts = None, attempt
+                        return outcome
+                    except Exception as exc:
+                        decision = self.retry(node.name, attempt, exc) if self.retry is not None else None
+                        outcome.error, outcome.attempts, outcome.decision = exc, attempt, decision
+                        if decision is None or not decision.retry or attempt >= decision.max_attempts:
+                            return outcome
+                        outcome.attempt_events.append(self.on_attempt(ctx, exc, decision))
+                        if decision.delay > 0:
+                            await asyncio.sleep(decision.delay)
+                        attempt += 1
+
+        outcomes = await asyncio.gather(*(one(self.spec.nodes[n]) for n in names))
+        return {o.node: o for o in outcomes}
+
+
+__all__ = ["GATED", "NodeContext", "Outcome", "Scheduler", "gate"]

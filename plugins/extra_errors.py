@@ -1,0 +1,1 @@
+"""Built-in plugin `extra_errors` (being written)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin `otel_sink` (being written)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin `postgres_store` (being written)."""
