@@ -265,15 +265,18 @@ class MemoryCheckpointer:
 
     def commit(self, checkpoint: Checkpoint, delta: Delta) -> None:
         with self._lock:
-            s = self._sessions.setdefault(checkpoint.session, _MemSession())
+            s = self._sessions.get(checkpoint.session)
+            if s is None:
+                s = self._sessions[checkpoint.session] = _MemSession()
             if s.checkpoints and s.checkpoints[-1].step >= checkpoint.step:
                 raise CheckpointError(
                     f"session {checkpoint.session!r} already has step {s.checkpoints[-1].step}; "
                     f"refusing to overwrite with step {checkpoint.step}",
                     session=checkpoint.session, step=checkpoint.step)
             s.checkpoints.append(checkpoint)
-            s.events.extend(checkpoint.events)
-            self._outbox.extend((checkpoint.session, e) for e in checkpoint.events)
+            if checkpoint.events:  # most steps emit none: skip building an empty generator
+                s.events.extend(checkpoint.events)
+                self._outbox.extend((checkpoint.session, e) for e in checkpoint.events)
 
     def session_events(self, session: str) -> list[ErrorEvent]:
         s = self._sessions.get(session)
