@@ -144,13 +144,23 @@ def coerce_partial(value: Any, node: str) -> NodePartial:
         if unknown:
             raise InputError(f"node {node!r} returned unknown partial key(s) {sorted(map(str, unknown))}; "
                              "expected messages, extra, errors", node=node)
-        partial = NodePartial(list(value.get("messages") or ()), dict(value.get("extra") or {}),
-                              list(value.get("errors") or ()))
+        extra = value.get("extra") or {}
+        if not isinstance(extra, Mapping):
+            raise InputError(f"node {node!r} returned extra of type {type(extra).__name__}; expected a mapping",
+                             node=node)
+        messages, errors = value.get("messages") or (), value.get("errors") or ()
+        if isinstance(messages, (str, bytes, Mapping)) or isinstance(errors, (str, bytes, Mapping)):
+            raise InputError(f"node {node!r} returned messages/errors that are not lists", node=node)
+        partial = NodePartial(list(messages), dict(extra), list(errors))
     else:
         raise InputError(f"node {node!r} returned {type(value).__name__}; expected NodePartial, a mapping or None",
                          node=node)
     if partial.messages:
-        partial.messages = [Message.coerce(m, f"node {node!r} messages") for m in partial.messages]
+        try:
+            partial.messages = [Message.coerce(m, f"node {node!r} messages") for m in partial.messages]
+        except InputError as exc:
+            exc.node = node
+            raise
     if not isinstance(partial.extra, Mapping):
         raise InputError(f"node {node!r} returned extra of type {type(partial.extra).__name__}; expected a mapping",
                          node=node)

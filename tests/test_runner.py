@@ -1,0 +1,449 @@
+"""The runner: failures become committed events then RunnerErrors, pending writes, resume, limits, interrupts."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+
+from railgraph import (
+    END,
+    START,
+    CheckpointError,
+    GraphBuilder,
+    MemoryCheckpointer,
+    NodeFailed,
+    NodeTimeout,
+    ReservedKeyError,
+    RetryDecision,
+    RouterError,
+    RunnerError,
+    SessionNotFoundError,
+    Settings,
+    StepLimitError,
+    UnstorableValueError,
+    hookimpl,
+)
+
+
+def mem(**sections) -> Settings:
+    return Settings(persistence={"backend": "memory"}, **sections)
+
+
+def counter_graph(limit: int = 5, **compile_kw):
+    b = GraphBuilder()
+    b.add_node("inc", lambda s, ctx: {"extra": {"n": s.extra.get("n", 0) + 1}})
+    b.add_edge(START, "inc")
+    b.add_conditional_edges("inc", lambda s: "inc" if s.extra["n"] < limit else END)
+    compile_kw.setdefault("settings", mem())
+    return b.compile(**compile_kw)
+
+
+def test_invoke_runs_to_completion_with_versions_from_one() -> None:
+    """A loop graph runs until its router says END; versions start at 1 and extra rose once per change."""
+    g = counter_graph(5)
+    st = g.invoke({"extra": {"n": 0}}, session="s")
+    assert st.extra == {"n": 5} and st.status == "completed" and st.next == ()
+    assert st.versions == {"messages": 1, "extra": 6, "errors": 1}
+    assert st.step == 6  # the input checkpoint + five supersteps
+    assert [h[1] for h in g.history("s")] == ["running"] * 5 + ["completed"]
+
+
+def two_node_graph(calls: Counter, fail: dict):
+    def ok(s, ctx):
+        calls["ok"] += 1
+        return {"extra": {"ok": True}}
+
+    def flaky(s, ctx):
+        calls["flaky"] += 1
+        if fail["on"]:
+            raise ValueError("upstream said no")
+        return {"extra": {"flaky": True}}
+
+    b = GraphBuilder()
+    b.add_node("ok", ok).add_node("flaky", flaky).add_node("after", lambda s: {"extra": {"after": True}})
+    b.add_edge(START, "ok").add_edge(START, "flaky").add_edge("ok", "after").add_edge("flaky", "after")
+    return b
+
+
+def test_node_failure_commits_event_then_raises_and_resume_reruns_only_failed() -> None:
+    """A failing node yields a committed node-scope event, a NodeFailed carrying it, and resume re-runs only it."""
+    calls, fail = Counter(), {"on": True}
+    store = MemoryCheckpointer()
+    g = two_node_graph(calls, fail).compile(settings=mem(), checkpointer=store)
+    with pytest.raises(NodeFailed) as info:
+        g.invoke({}, session="s")
+    err = info.value
+    assert err.code == "railgraph.runner.node_failed" and err.exit_code == 10
+    assert (err.session, err.step, err.node) == ("s", 2, "flaky")
+    assert isinstance(err.__cause__, ValueError)
+    ev = err.event
+    assert ev is not None and ev.scope.kind == "node" and ev.node == "flaky" and ev.step == 2
+    assert ev.error.cause is not None and ev.error.cause.message == "upstream said no"
+    cp = store.latest("s")
+    assert cp.status == "failed" and cp.frontier == ("ok", "flaky")
+    assert set(cp.pending_writes) == {"ok"} and "ok" not in cp.extra  # kept, not merged
+    assert cp.events == (ev,) and cp.extra["errors"] == (ev,)
+    assert g.errors("s") == [ev]
+    fail["on"] = False
+    st = g.invoke(None, session="s")
+    assert calls == Counter(ok=1, flaky=2)
+    assert st.extra["ok"] and st.extra["flaky"] and st.extra["after"] and st.status == "completed"
+    assert g.errors("s") == [ev]
+
+
+def test_resume_from_another_runner_restores_everything() -> None:
+    """A second runner on the same store (a restart) resumes from pending writes and keeps the errors channel."""
+    calls, fail = Counter(), {"on": True}
+    store = MemoryCheckpointer()
+    b = two_node_graph(calls, fail)
+    with pytest.raises(NodeFailed):
+        b.compile(settings=mem(), checkpointer=store).invoke({}, session="s")
+    fail["on"] = False
+    again = b.compile(settings=mem(), checkpointer=store)
+    st = again.invoke(None, session="s")
+    assert calls["ok"] == 1 and st.status == "completed"
+    assert len(st.errors) == 1 and st.errors[0].node == "flaky"
+    failure, event = again.runner.failure("s") or ({}, None)
+    assert failure == {}  # the latest checkpoint is the completed one
+
+
+def test_stored_failure_diagnostic_matches_the_raised_error() -> None:
+    """The failed checkpoint keeps code, message, help, exit code and the event id of the raised error."""
+    calls, fail = Counter(), {"on": True}
+    g = two_node_graph(calls, fail).compile(settings=mem())
+    with pytest.raises(NodeFailed) as info:
+        g.invoke({}, session="s")
+    failure, event = g.runner.failure("s")
+    err = info.value
+    assert failure["code"] == err.code and failure["message"] == err.message and failure["help"] == err.help
+    assert failure["exit_code"] == 10 and failure["where"] == {"session": "s", "step": 2, "node": "flaky"}
+    assert event == err.event
+
+
+def test_node_timeout_is_a_timeout_error_event() -> None:
+    """A node past its timeout fails with NodeTimeout (a TimeoutError) and a node_timeout event."""
+    b = GraphBuilder().add_node("slow", lambda s: time.sleep(2), timeout=0.05).add_edge(START, "slow")
+    g = b.compile(settings=mem())
+    t0 = time.perf_counter()
+    with pytest.raises(NodeTimeout) as info:
+        g.invoke({}, session="s")
+    assert time.perf_counter() - t0 < 1.5
+    assert isinstance(info.value, TimeoutError)
+    assert info.value.event.code == "railgraph.runner.node_timeout"
+
+
+def test_timeout_applies_among_concurrent_nodes() -> None:
+    """With several nodes in a step, only the slow one times out; the fast one's partial is kept pending."""
+    b = GraphBuilder().add_node("slow", lambda s: time.sleep(2)).add_node("fast", lambda s: {"extra": {"f": 1}})
+    b.add_edge(START, "slow").add_edge(START, "fast")
+    store = MemoryCheckpointer()
+    g = b.compile(settings=mem(runner={"node_timeout": 0.05}), checkpointer=store)
+    with pytest.raises(NodeTimeout) as info:
+        g.invoke({}, session="s")
+    assert info.value.node == "slow"
+    assert set(store.latest("s").pending_writes) == {"fast"}
+
+
+@pytest.mark.parametrize("router, fragment", [
+    (lambda s: "nowhere", "returned 'nowhere'"),
+    (lambda s: 1 / 0, "raised ZeroDivisionError"),
+])
+def test_router_errors_are_scheduler_failures(router, fragment) -> None:
+    """A router returning an unknown node or raising fails with RouterError and a scheduler-scope event."""
+    b = GraphBuilder().add_node("a", lambda s: {"extra": {"a": 1}}).add_edge(START, "a")
+    b.add_conditional_edges("a", router)
+    store = MemoryCheckpointer()
+    g = b.compile(settings=mem(), checkpointer=store)
+    with pytest.raises(RouterError, match=fragment) as info:
+        g.invoke({}, session="s")
+    assert info.value.event.scope.kind == "scheduler" and info.value.exit_code == 13
+    cp = store.latest("s")
+    assert set(cp.pending_writes) == {"a"} and cp.frontier == ("a",)
+
+
+def test_step_limit_fails_then_resume_continues() -> None:
+    """Hitting max_steps raises StepLimitError with a runner-scope event; resuming finishes the loop."""
+    g = counter_graph(10)
+    with pytest.raises(StepLimitError) as info:
+        g.invoke({"extra": {"n": 0}}, session="s", max_steps=4)
+    assert info.value.event.scope.kind == "runner" and info.value.details["max_steps"] == 4
+    assert g.state("s").extra["n"] == 4
+    st = g.invoke(None, session="s", max_steps=100)
+    assert st.extra["n"] == 10 and st.status == "completed"
+    assert [e.code for e in g.errors("s")] == ["railgraph.runner.step_limit"]
+
+
+def test_reserved_key_write_names_the_node() -> None:
+    """A node writing extra["errors"] directly fails with ReservedKeyError naming it."""
+    b = GraphBuilder().add_node("sneaky", lambda s: {"extra": {"errors": ["x"]}}).add_edge(START, "sneaky")
+    with pytest.raises(ReservedKeyError, match="sneaky") as info:
+        b.compile(settings=mem()).invoke({}, session="s")
+    assert info.value.node == "sneaky" and info.value.event.node == "sneaky"
+
+
+def test_unstorable_value_names_node_and_key() -> None:
+    """A node returning a value that cannot be stored fails naming the node and the key."""
+    b = GraphBuilder().add_node("bad", lambda s: {"extra": {"when": object()}}).add_edge(START, "bad")
+    with pytest.raises(UnstorableValueError, match="bad.*when") as info:
+        b.compile(settings=mem()).invoke({}, session="s")
+    assert info.value.details["key"] == "when"
+
+
+def test_snapshot_is_immutable_for_nodes() -> None:
+    """A node that tries to mutate its snapshot fails, and a sibling's view and the state are untouched."""
+    seen = {}
+
+    def mutator(s):
+        s.extra["items"].append(99)
+
+    def reader(s):
+        time.sleep(0.01)
+        seen["items"] = list(s.extra["items"])
+
+    b = GraphBuilder().add_node("mutator", mutator).add_node("reader", reader)
+    b.add_edge(START, "mutator").add_edge(START, "reader")
+    g = b.compile(settings=mem())
+    with pytest.raises(NodeFailed) as info:
+        g.invoke({"extra": {"items": [1, 2]}}, session="s")
+    assert info.value.node == "mutator" and isinstance(info.value.__cause__, TypeError)
+    assert seen["items"] == [1, 2] and g.state("s").extra["items"] == [1, 2]
+
+
+def test_version_gating_skips_nodes_that_saw_nothing_new() -> None:
+    """A node looping on itself without changing state is skipped by the gate, which ends the run."""
+    calls = Counter()
+
+    def idle(s):
+        calls["idle"] += 1
+    b = GraphBuilder().add_node("idle", idle).add_edge(START, "idle").add_edge("idle", "idle")
+    reports = []
+
+    class Spy:
+        name = "spy"
+
+        @hookimpl
+        def after_step(self, report):
+            reports.append(report)
+    st = b.compile(settings=mem(), plugins=[Spy()]).invoke({}, session="s")
+    assert calls["idle"] == 1 and st.status == "completed"
+    assert "idle" in reports[-1].skipped and "gated" in reports[-1].skipped["idle"]
+
+
+def test_interrupts_before_and_after_then_resume() -> None:
+    """interrupt_before pauses before the node; interrupt_after pauses after; invoke(None) continues."""
+    b = GraphBuilder()
+    for n in ("a", "b", "c"):
+        b.add_node(n, lambda s, ctx: {"extra": {ctx.node: True}})
+    b.add_edge(START, "a").add_edge("a", "b").add_edge("b", "c")
+    g = b.compile(settings=mem(), interrupt_before=["b"], interrupt_after=["c"])
+    st = g.invoke({}, session="s")
+    assert st.status == "interrupted" and st.next == ("b",) and "b" not in st.extra
+    st = g.invoke(None, session="s")
+    assert st.extra == {"a": True, "b": True, "c": True} and st.status == "completed"
+
+
+def test_interrupt_after_each_step() -> None:
+    """runner.interrupt_after_step pauses after every superstep."""
+    g = counter_graph(3, settings=mem(runner={"interrupt_after_step": True}))
+    st = g.invoke({"extra": {"n": 0}}, session="s")
+    assert st.status == "interrupted" and st.extra["n"] == 1
+    assert g.invoke(None, session="s").extra["n"] == 2
+
+
+def test_async_nodes_run_on_the_loop_with_sync_ones_in_threads() -> None:
+    """A graph mixing async and sync nodes runs under ainvoke and under invoke."""
+    async def fetch(s, ctx):
+        await asyncio.sleep(0.01)
+        return {"extra": {"fetched": ctx.node}}
+
+    b = GraphBuilder().add_node("fetch", fetch).add_node("sync", lambda s: {"extra": {"sync": threading.get_ident()}})
+    b.add_edge(START, "fetch").add_edge(START, "sync")
+    g = b.compile(settings=mem())
+    st = asyncio.run(g.ainvoke({}, session="a"))
+    assert st.extra["fetched"] == "fetch" and st.extra["sync"] != threading.get_ident()
+    assert g.invoke({}, session="b").extra["fetched"] == "fetch"
+
+
+def test_invoke_inside_running_loop_points_to_ainvoke() -> None:
+    """Calling invoke on an async graph from inside an event loop raises a RunnerError naming ainvoke."""
+    async def node(s):
+        return None
+    g = GraphBuilder().add_node("n", node).add_edge(START, "n").compile(settings=mem())
+
+    async def main():
+        g.invoke({}, session="s")
+    with pytest.raises(RunnerError, match="ainvoke"):
+        asyncio.run(main())
+
+
+def test_async_node_failure_and_timeout() -> None:
+    """An async node that raises or overruns its timeout fails like a sync one."""
+    async def boom(s):
+        raise KeyError("k")
+
+    async def slow(s):
+        await asyncio.sleep(5)
+    g = GraphBuilder().add_node("boom", boom).add_edge(START, "boom").compile(settings=mem())
+    with pytest.raises(NodeFailed):
+        g.invoke({}, session="s")
+    g = GraphBuilder().add_node("slow", slow, timeout=0.05).add_edge(START, "slow").compile(settings=mem())
+    with pytest.raises(NodeTimeout):
+        g.invoke({}, session="s")
+
+
+def test_concurrency_limit_is_respected() -> None:
+    """With max_concurrency=2, no more than two of six nodes ever run at once, and all of them run."""
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def node(s, ctx):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return {"extra": {ctx.node: 1}}
+    b = GraphBuilder()
+    for i in range(6):
+        b.add_node(f"n{i}", node).add_edge(START, f"n{i}")
+    st = b.compile(settings=mem(runner={"max_concurrency": 2})).invoke({}, session="s")
+    assert peak[0] == 2 and len(st.extra) == 6
+
+
+def test_resume_of_unknown_session_is_clear() -> None:
+    """invoke(None) for a session that was never started raises SessionNotFoundError."""
+    with pytest.raises(SessionNotFoundError, match="ghost"):
+        counter_graph().invoke(None, session="ghost")
+
+
+def test_nodes_emit_non_fatal_events() -> None:
+    """A node returning events through ctx.event keeps running; the events reach every rail once."""
+    def warn(s, ctx):
+        return {"extra": {"done": True}, "errors": [ctx.event("slow upstream", code="app.slow", details={"ms": 900})]}
+    g = GraphBuilder().add_node("warn", warn).add_edge(START, "warn").compile(settings=mem())
+    st = g.invoke({}, session="s")
+    assert st.status == "completed" and len(st.errors) == 1
+    ev = st.errors[0]
+    assert ev.code == "app.slow" and ev.node == "warn" and ev.error.details == {"ms": 900}
+    assert st.extra["errors"] == (ev,) and g.errors("s") == [ev]
+
+
+class Retry:
+    """A code plugin: retry every node up to 3 attempts."""
+
+    name = "test_retry"
+
+    @hookimpl
+    def retry_decision(self, node, attempt, error, settings):
+        return RetryDecision(retry=True, delay=0, max_attempts=3, rule="test")
+
+
+def test_every_retry_attempt_is_an_event() -> None:
+    """A node failing twice then succeeding commits two attempt events tagged attempt:n/3."""
+    tries = Counter()
+
+    def flaky(s, ctx):
+        tries["n"] += 1
+        if ctx.attempt < 3:
+            raise ConnectionError(f"try {ctx.attempt}")
+        return {"extra": {"ok": ctx.attempt}}
+    g = GraphBuilder().add_node("flaky", flaky).add_edge(START, "flaky").compile(settings=mem(), plugins=[Retry()])
+    st = g.invoke({}, session="s")
+    assert st.extra["ok"] == 3 and tries["n"] == 3
+    assert [e.tags for e in g.errors("s")] == [("retry", "attempt:1/3"), ("retry", "attempt:2/3")]
+
+
+def test_permanent_failure_after_retries_records_all_attempts() -> None:
+    """A node failing every attempt records attempts 1 and 2 and the final failure tagged attempt:3/3."""
+    def dead(s):
+        raise ConnectionError("down")
+    g = GraphBuilder().add_node("dead", dead).add_edge(START, "dead").compile(settings=mem(), plugins=[Retry()])
+    with pytest.raises(NodeFailed) as info:
+        g.invoke({}, session="s")
+    tags = [e.tags[-1] for e in g.errors("s")]
+    assert tags == ["attempt:1/3", "attempt:2/3", "attempt:3/3"]
+    assert info.value.event.context["attempt"] == 3
+
+
+class BrokenStore(MemoryCheckpointer):
+    """A store whose commits start failing after `ok` successes."""
+
+    def __init__(self, ok: int) -> None:
+        super().__init__()
+        self.ok = ok
+
+    def commit(self, checkpoint, delta):
+        if self.ok <= 0:
+            raise OSError("disk full")
+        self.ok -= 1
+        super().commit(checkpoint, delta)
+
+
+def test_checkpoint_failure_raises_checkpoint_error_with_event() -> None:
+    """When the store refuses a commit, the run raises CheckpointError carrying a runner-scope event."""
+    store = BrokenStore(ok=2)
+    g = counter_graph(10, checkpointer=store)
+    with pytest.raises(CheckpointError) as info:
+        g.invoke({"extra": {"n": 0}}, session="s")
+    err = info.value
+    assert err.event is not None and err.event.scope.kind == "runner"
+    assert isinstance(err.__cause__, OSError) or isinstance(err.__cause__.__cause__, OSError)
+    assert store.latest("s").step == 2  # nothing past the last good commit
+
+
+def test_failure_in_lifecycle_hook_becomes_app_event() -> None:
+    """A plugin raising in after_step does not stop the run; it is recorded as an app-scope PluginError event."""
+    class Bad:
+        name = "bad"
+
+        @hookimpl
+        def after_step(self, report):
+            raise RuntimeError("nope")
+    g = counter_graph(2, plugins=[Bad()])
+    st = g.invoke({"extra": {"n": 0}}, session="s")
+    assert st.extra["n"] == 2
+    evs = g.errors("s")
+    assert evs and all(e.scope.kind == "app" and e.code == "railgraph.plugin.failed" for e in evs)
+    assert "bad" in evs[0].error.message and "after_step" in evs[0].error.message
+
+
+class ListSink:
+    def __init__(self, name: str, fail_for: int = 0) -> None:
+        self.name, self.fail_for, self.got = name, fail_for, []
+
+    def write(self, session, events):
+        if self.fail_for > 0:
+            self.fail_for -= 1
+            raise ConnectionError("sink down")
+        self.got.extend((session, e.id) for e in events)
+
+    def flush(self):
+        return None
+
+    def close(self):
+        return None
+
+
+def sink_plugin(*sinks):
+    return SimpleNamespace(name="sinks", make_sinks=hookimpl(lambda settings: list(sinks)))
+
+
+def test_failing_sink_never_stops_run_or_other_sinks_and_catches_up() -> None:
+    """A sink down for a few deliveries is reported once, the other sink gets everything, and it catches up."""
+    def warn(s, ctx):
+        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
+    b = GraphBuilder().add_node("w", warn).add_edge(START, "w")
+    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < 5 else END)
+    good, flaky = ListSink("good"), ListSink("flaky", fail_for=2)
+    g = b.compile(settings=mem(), plugins=[sink_plugin(good, flaky)])
+    g.invoke({}, session="s")
+    node_events = [e.id for e in g.errors("s") if e.scope.kind == "node"]
+    assert [i for _, i in good.got if i in set(node_events)] == node_events
+    assert [i for _, i in flaky.got if i in set(node_events)] == node_events
+    reports = [e for e in g.errors("s") if e.code == "railgraph.sink.failed"]
+    assert len(reports) == 1 and "flaky" in reports[0].error.message
