@@ -160,6 +160,22 @@ def errors_delta(old: tuple[ErrorEvent, ...], appended: tuple[ErrorEvent, ...],
     return max(dropped, 0), summary, summary is not old_summary, not ok
 
 
+_set = dict.__setitem__  # fills a FrozenDict merge() has just built and no one else has seen yet
+_DELTAS: dict[tuple[int, frozenset[str], bool, bool], Delta] = {}
+
+
+def _plain_delta(messages: int, keys: frozenset[str], write_store: bool, first: bool) -> Delta:
+    """The (immutable, so shared) `Delta` of a merge without events: most steps repeat a few shapes."""
+    key = (messages, keys, write_store, first)
+    delta = _DELTAS.get(key)
+    if delta is None:
+        if len(_DELTAS) >= 256:
+            _DELTAS.clear()
+        delta = _DELTAS[key] = Delta(messages_appended=messages, extra_keys=keys, write_errors_store=write_store,
+                                     first=first)
+    return delta
+
+
 def merge(channels: Channels, partials: Sequence[tuple[str, NodePartial]], policy: BarrierPolicy,
           *, first: bool = False) -> MergeResult:
     """Merge `partials` (already in frontier order) into `channels` under `policy`.
@@ -171,36 +187,39 @@ def merge(channels: Channels, partials: Sequence[tuple[str, NodePartial]], polic
     versions = dict(channels.versions)
     changed: set[str] = set()
 
-    # messages: append
-    messages = channels.messages
+    # one pass in frontier order: messages to append, extra updates (later node wins), raw events
     new_messages: list[Message] = []
-    for _, partial in partials:
+    updates: dict[str, Any] = {}
+    raw: list[ErrorEvent] = []
+    for node, partial in partials:
         if partial.messages:
             new_messages.extend(partial.messages)
-    if new_messages:
-        messages = messages + tuple(new_messages)
-        versions["messages"] += 1
-        changed.add("messages")
-
-    # extra: key-wise, later node wins
-    extra = channels.extra
-    updates: dict[str, Any] = {}
-    for node, partial in partials:
         if partial.extra:
             for key, value in partial.extra.items():
                 if key in RESERVED_KEYS:
                     raise ReservedKeyError(f"node {node!r} wrote reserved key extra[{key!r}]", node=node)
                 updates[key] = value
-    changed_keys = [k for k, v in updates.items() if k not in extra or extra[k] != v]
+        if partial.errors:
+            raw.extend(partial.errors)
+
+    # messages: append
+    messages = channels.messages
+    if new_messages:
+        messages = messages + tuple(new_messages)
+        versions["messages"] += 1
+        changed.add("messages")
+
+    # extra: key-wise, later node wins; the new map is built once, as a FrozenDict
+    extra = channels.extra
+    changed_keys = [k for k, v in updates.items() if k not in extra or extra[k] != v] if updates else []
     user_changed = bool(changed_keys)
     if user_changed:
-        merged = dict(extra)
+        merged = FrozenDict(extra)
         for key in changed_keys:
-            merged[key] = freeze(updates[key])
+            _set(merged, key, freeze(updates[key]))
         extra = merged
 
     # errors: processors -> channel -> extra["errors"] -> cap
-    raw = [e for _, p in partials for e in p.errors]
     events = process(raw, policy) if raw else ()
     errors = channels.errors
     reserved_changed = False
@@ -219,23 +238,26 @@ def merge(channels: Channels, partials: Sequence[tuple[str, NodePartial]], polic
                 arr = tuple(policy.capper(arr))
             dropped, summary, summary_changed, rewritten = errors_delta(old_arr, events, arr)
             appended = events
-            if not isinstance(extra, dict) or extra is channels.extra:
-                extra = dict(extra)
-            extra[ERRORS_KEY] = arr
+            if extra is channels.extra:
+                extra = FrozenDict(extra)
+            _set(extra, ERRORS_KEY, arr)
             reserved_changed = True
     if user_changed or reserved_changed:
-        extra = FrozenDict(extra)
         changed.add("extra_errors" if reserved_changed else "extra")
         if user_changed:
             changed.add("extra")
         if user_changed or policy.reserved_bumps_version:
             versions["extra"] += 1
 
-    delta = Delta(
-        messages_appended=len(new_messages), extra_keys=frozenset(changed_keys), errors_dropped=dropped,
-        errors_appended=appended, errors_summary=summary, errors_summary_changed=summary_changed,
-        errors_rewritten=rewritten, write_errors_store=policy.mode in WRITES_STORE, first=first,
-    )
+    write_store = policy.mode in WRITES_STORE
+    if events:
+        delta = Delta(
+            messages_appended=len(new_messages), extra_keys=frozenset(changed_keys), errors_dropped=dropped,
+            errors_appended=appended, errors_summary=summary, errors_summary_changed=summary_changed,
+            errors_rewritten=rewritten, write_errors_store=write_store, first=first,
+        )
+    else:
+        delta = _plain_delta(len(new_messages), frozenset(changed_keys), write_store, first)
     return MergeResult(Channels(messages, extra, errors, FrozenDict(versions)), events, delta, frozenset(changed))
 
 
