@@ -149,8 +149,10 @@ class Scheduler:
                        deadline_call: Callable[[NodeSpec, Snapshot, NodeContext], Any]) -> Outcome:
         outcome = Outcome(node.name)
         attempt = 1
+        # a node that takes no ctx and has no deadline never sees its context: build one only for a retry event
+        lazy = not node.takes_ctx and self.timeout_of(node) is None
         while True:
-            ctx = make_ctx(node.name, attempt)
+            ctx = None if lazy else make_ctx(node.name, attempt)
             try:
                 outcome.value = deadline_call(node, snapshot, ctx)
                 outcome.error = None
@@ -161,6 +163,8 @@ class Scheduler:
                 outcome.error, outcome.attempts, outcome.decision = exc, attempt, decision
                 if decision is None or not decision.retry or attempt >= decision.max_attempts:
                     return outcome
+                if ctx is None:
+                    ctx = make_ctx(node.name, attempt)
                 outcome.attempt_events.append(self.on_attempt(ctx, exc, decision))
                 if decision.delay > 0:
                     self.sleep(decision.delay)
@@ -181,10 +185,10 @@ class Scheduler:
     def run_sync(self, names: Sequence[str], snapshot: Snapshot,
                  make_ctx: Callable[[str, int], NodeContext]) -> dict[str, Outcome]:
         """Run sync nodes `names` concurrently; return node → `Outcome`. Never raises for node errors."""
-        nodes = [self.spec.nodes[n] for n in names]
-        if len(nodes) == 1:
-            node = nodes[0]
+        if len(names) == 1:
+            node = self.spec.nodes[names[0]]
             return {node.name: self._attempts_sync(node, snapshot, make_ctx, self._with_timeout)}
+        nodes = [self.spec.nodes[n] for n in names]
         results: dict[str, Outcome] = {}
         if any(self.timeout_of(n) is not None for n in nodes):
             # one future per node, so each can be abandoned at its own deadline
