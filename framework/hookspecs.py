@@ -190,10 +190,16 @@ def extra_errors_mode(settings: Settings) -> str | None:
     the dedicated errors store (the default); ``verify`` — dual, and any mismatch between the two
     is itself a diagnostic event; ``store-only`` — ``extra["errors"]`` is no longer written.
 
-    Returns:
-        One of ``EXTRA_ERRORS_MODES``, or ``None`` for no opinion.
+    Fires once per runner, when the graph is compiled.
 
-    Combination: first non-``None`` wins; an unknown mode is a `ConfigError`.
+    Args:
+        settings: the validated settings.
+
+    Returns:
+        One of ``EXTRA_ERRORS_MODES``, or ``None`` for no opinion (no answer at all means ``dual``).
+
+    Combination: first non-``None`` wins.
+    Raises: nothing on purpose; the core turns an unknown mode into a `ConfigError`.
     """
 
 
@@ -205,10 +211,16 @@ def error_capper(settings: Settings) -> Capper | None:
     array: ``len <= max_events``, newest kept in order, dropped events accounted for (a summary,
     or rotated to the dedicated store), and capping twice equals capping once.
 
+    Fires once per runner; the capper itself runs after every merge that added events.
+
+    Args:
+        settings: the validated settings.
+
     Returns:
         A `Capper`, or ``None`` for no opinion (no answer at all means "no cap").
 
     Combination: first non-``None`` wins.
+    Raises: a capper that raises fails the superstep with a `BarrierError`.
     """
 
 
@@ -219,8 +231,14 @@ def reserved_change_bumps_version(settings: Settings) -> bool | None:
     ``True`` (the seed behaviour): injecting an error bumps ``extra.version`` and may re-trigger
     gated nodes. ``False``: the change is stored but no version moves, so no gated node re-runs.
 
+    Fires once per runner.
+
+    Args:
+        settings: the validated settings.
+
     Returns: ``True``, ``False``, or ``None`` for no opinion (no answer at all means ``True``).
     Combination: first non-``None`` wins.
+    Raises: nothing on purpose; an exception becomes a `PluginError` at compile time.
     """
 
 
@@ -233,8 +251,13 @@ def make_sinks(settings: Settings) -> Sequence[Sink] | None:
     isolates failures: a sink that raises or hangs never stops the run or the other sinks; its
     failure is recorded as an app-scope event (rate-limited) and delivery resumes later.
 
+    Args:
+        settings: the validated settings.
+
     Returns: a sequence of `Sink` objects, or ``None``.
     Combination: all results are collected, in call order.
+    Raises: an exception here becomes a `PluginError` at compile time; a sink's own ``write``
+        raising is handled by the core as described above.
     """
 
 
@@ -260,6 +283,7 @@ def retry_decision(node: str, attempt: int, error: BaseException, settings: Sett
 
     Combination: first non-``None`` wins. Every attempt, retried or final, becomes an
     `ErrorEvent` tagged ``attempt:n/N`` with the delay and the rule.
+    Raises: an exception becomes a `PluginError` and fails the node like its own error would.
     """
 
 
@@ -270,25 +294,44 @@ def retry_decision(node: str, attempt: int, error: BaseException, settings: Sett
 
 @hookspec
 def before_session(session: str, resumed: bool, settings: Settings) -> None:
-    """Notify that a run of `session` is starting (``resumed`` when it continues a stored one).
+    """Notify that a run of `session` is starting.
 
-    Returns: nothing; results are ignored. Raises: an exception becomes an app-scope event.
+    Args:
+        session: the session id.
+        resumed: ``True`` when the run continues a stored session (``invoke(None, ...)``).
+        settings: the validated settings.
+
+    Returns: nothing; results are ignored.
+    Raises: an exception becomes an app-scope `PluginError` event; the run goes on.
     """
 
 
 @hookspec
 def after_step(report: StepReport) -> None:
-    """Notify that a superstep committed, with its `StepReport`.
+    """Notify that a superstep committed.
 
-    Returns: nothing. Raises: an exception becomes an app-scope event; the run goes on.
+    Fires after each commit, sinks delivered. Implemented by progress displays, metrics, tracing.
+
+    Args:
+        report: the `StepReport`: nodes that ran, nodes skipped and why, events, status, versions.
+
+    Returns: nothing; results are ignored.
+    Raises: an exception becomes an app-scope `PluginError` event; the run goes on.
     """
 
 
 @hookspec
 def after_session(session: str, status: str, error: BaseException | None) -> None:
-    """Notify that a run of `session` stopped with `status` (and the `RunnerError`, if it failed).
+    """Notify that a run of `session` stopped.
 
-    Returns: nothing. Raises: an exception becomes an app-scope event.
+    Args:
+        session: the session id.
+        status: ``completed``, ``interrupted``, ``failed`` or ``running`` (stopped by an error
+            before a checkpoint could record the failure).
+        error: the exception that ended the run, or ``None``.
+
+    Returns: nothing; results are ignored.
+    Raises: an exception becomes an app-scope `PluginError` event, committed with the next run.
     """
 
 

@@ -447,3 +447,32 @@ def test_failing_sink_never_stops_run_or_other_sinks_and_catches_up() -> None:
     assert [i for _, i in flaky.got if i in set(node_events)] == node_events
     reports = [e for e in g.errors("s") if e.code == "railgraph.sink.failed"]
     assert len(reports) == 1 and "flaky" in reports[0].error.message
+
+
+def test_lifecycle_notifications_fire_in_order() -> None:
+    """before_session, after_step (per commit) and after_session fire in that exact sequence, with status."""
+    calls: list[tuple] = []
+
+    class Recorder:
+        name = "recorder"
+
+        @hookimpl
+        def before_session(self, session, resumed, settings):
+            calls.append(("before_session", session, resumed))
+
+        @hookimpl
+        def after_step(self, report):
+            calls.append(("after_step", report.step, report.ran, report.status))
+
+        @hookimpl
+        def after_session(self, session, status, error):
+            calls.append(("after_session", session, status, type(error).__name__ if error else None))
+    g = counter_graph(2, plugins=[Recorder()])
+    g.invoke({"extra": {"n": 0}}, session="s")
+    assert calls == [("before_session", "s", False), ("after_step", 1, ("__input__",), "running"),
+                     ("after_step", 2, ("inc",), "running"), ("after_step", 3, ("inc",), "completed"),
+                     ("after_session", "s", "completed", None)]
+    calls.clear()
+    with pytest.raises(StepLimitError):
+        g.invoke({"extra": {"n": 0}}, session="t", max_steps=1)
+    assert calls[-1] == ("after_session", "t", "failed", "StepLimitError")

@@ -1,0 +1,90 @@
+"""The plugin manager: entry-point loading, blocking, code plugins, attribution of failures."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+from types import SimpleNamespace
+
+import pytest
+
+from railgraph import ConfigError, PluginError, hookimpl
+from railgraph.manager import Plugins, make_plugins
+
+
+def test_builtins_load_from_the_entry_point_group() -> None:
+    """Every built-in is discovered through the railgraph entry-point group, with its distribution."""
+    plugins = make_plugins()
+    names = set(plugins.names())
+    assert {"memory_store", "sqlite_store", "cap", "redact", "retry"} <= names
+    origin = plugins.origins["memory_store"]
+    assert origin.source == "entry point" and origin.distribution == "railgraph"
+
+
+def test_disable_blocks_by_name_and_unknown_names_fail() -> None:
+    """A disabled plugin is not registered; naming an unknown plugin in disable is a ConfigError."""
+    plugins = make_plugins(disable=["cap"])
+    assert "cap" not in plugins.names() and plugins.blocked == ("cap",)
+    with pytest.raises(ConfigError, match="unknown plugin.*'capp'"):
+        make_plugins(disable=["capp"])
+
+
+def test_misspelt_hook_fails_loudly() -> None:
+    """A plugin implementing a hook that does not exist fails the pending check with a PluginError."""
+    bad = SimpleNamespace(name="typo", make_sink=hookimpl(lambda settings: []))
+    with pytest.raises(PluginError, match="typo"):
+        make_plugins(load_entrypoints=False, plugins=[bad])
+
+
+def test_plugin_that_raises_at_load_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry point whose import fails raises PluginError naming the plugin and the target."""
+    broken = md.EntryPoint(name="broken", value="railgraph_no_such_module_x", group="railgraph")
+    monkeypatch.setattr("railgraph.manager._entry_points", lambda: [broken])
+    with pytest.raises(PluginError) as info:
+        make_plugins()
+    assert info.value.plugin == "broken" and "railgraph_no_such_module_x" in str(info.value)
+    assert info.value.exit_code == 4
+
+
+def test_hook_exceptions_become_plugin_errors_naming_plugin_and_hook() -> None:
+    """An exception inside an implementation is wrapped in a PluginError naming plugin and hook."""
+    class Boom:
+        name = "boom"
+
+        @hookimpl
+        def extra_errors_mode(self, settings):
+            raise KeyError("x")
+    plugins = make_plugins(load_entrypoints=False, plugins=[Boom()])
+    with pytest.raises(PluginError) as info:
+        plugins.first("extra_errors_mode", settings=None)
+    assert (info.value.plugin, info.value.hook) == ("boom", "extra_errors_mode")
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_call_order_follows_tryfirst_and_trylast() -> None:
+    """Implementations are called tryfirst first and trylast last, whatever the registration order."""
+    order: list[str] = []
+
+    def plugin(name: str, **marks):
+        return SimpleNamespace(name=name, before_session=hookimpl(**marks)(
+            lambda session, resumed, settings: order.append(name)))
+    plugins = make_plugins(load_entrypoints=False, plugins=[plugin("last", trylast=True), plugin("plain"),
+                                                            plugin("first", tryfirst=True)])
+    assert plugins.notify("before_session", session="s", resumed=False, settings=None) == []
+    assert order == ["first", "plain", "last"]
+    assert plugins.implementers("before_session") == ["first", "plain", "last"]
+
+
+def test_decision_first_answer_wins_and_none_means_no_opinion() -> None:
+    """For a decision hook, None passes to the next plugin and the first real answer wins."""
+    quiet = SimpleNamespace(name="quiet", extra_errors_mode=hookimpl(tryfirst=True)(lambda settings: None))
+    loud = SimpleNamespace(name="loud", extra_errors_mode=hookimpl(lambda settings: "legacy"))
+    plugins = make_plugins(load_entrypoints=False, plugins=[quiet, loud])
+    assert plugins.first("extra_errors_mode", settings=None) == ("loud", "legacy")
+
+
+def test_code_plugin_replaces_entry_point_of_same_name() -> None:
+    """A plugin passed from code under a built-in's name replaces that built-in."""
+    mine = SimpleNamespace(name="cap", error_capper=hookimpl(lambda settings: None))
+    plugins = make_plugins(plugins=[mine])
+    assert isinstance(plugins, Plugins) and plugins.origins["cap"].source == "code"
+    assert plugins.pm.get_plugin("cap") is mine
