@@ -133,23 +133,24 @@ EMPTY_PARTIAL_KEYS = frozenset({"messages", "extra", "errors"})
 
 def coerce_partial(value: Any, node: str) -> NodePartial:
     """Turn a node's return value into a `NodePartial`; raise `InputError` naming the node otherwise."""
-    from .events import ErrorEvent  # local: events imports nothing from here
-
     if value is None:
         return NodePartial()
-    if isinstance(value, NodePartial):
+    # exact-type checks first: this runs once per node run, and ABC isinstance checks are slow
+    cls = type(value)
+    if cls is NodePartial or (cls is not dict and isinstance(value, NodePartial)):
         partial = value
-    elif isinstance(value, Mapping):
-        unknown = set(value) - EMPTY_PARTIAL_KEYS
-        if unknown:
+    elif cls is dict or isinstance(value, Mapping):
+        if not EMPTY_PARTIAL_KEYS.issuperset(value):
+            unknown = set(value) - EMPTY_PARTIAL_KEYS
             raise InputError(f"node {node!r} returned unknown partial key(s) {sorted(map(str, unknown))}; "
                              "expected messages, extra, errors", node=node)
         extra = value.get("extra") or {}
-        if not isinstance(extra, Mapping):
+        if type(extra) is not dict and not isinstance(extra, Mapping):
             raise InputError(f"node {node!r} returned extra of type {type(extra).__name__}; expected a mapping",
                              node=node)
         messages, errors = value.get("messages") or (), value.get("errors") or ()
-        if isinstance(messages, (str, bytes, Mapping)) or isinstance(errors, (str, bytes, Mapping)):
+        if (messages and isinstance(messages, (str, bytes, Mapping))) or \
+                (errors and isinstance(errors, (str, bytes, Mapping))):
             raise InputError(f"node {node!r} returned messages/errors that are not lists", node=node)
         partial = NodePartial(list(messages), dict(extra), list(errors))
     else:
@@ -161,13 +162,16 @@ def coerce_partial(value: Any, node: str) -> NodePartial:
         except InputError as exc:
             exc.node = node
             raise
-    if not isinstance(partial.extra, Mapping):
+    if type(partial.extra) is not dict and not isinstance(partial.extra, Mapping):
         raise InputError(f"node {node!r} returned extra of type {type(partial.extra).__name__}; expected a mapping",
                          node=node)
-    for ev in partial.errors:
-        if not isinstance(ev, ErrorEvent):
-            raise InputError(f"node {node!r} returned errors entry of type {type(ev).__name__}; expected ErrorEvent",
-                             node=node)
+    if partial.errors or type(partial.errors) is not list:
+        from .events import ErrorEvent  # local: events imports nothing from here
+
+        for ev in partial.errors:
+            if not isinstance(ev, ErrorEvent):
+                raise InputError(f"node {node!r} returned errors entry of type {type(ev).__name__}; "
+                                 "expected ErrorEvent", node=node)
     return partial
 
 
