@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -600,7 +600,7 @@ class Runner:
             except RuntimeError:
                 return asyncio.run(self.ainvoke(input, session, max_steps=max_steps))
             raise RunnerError("this graph has async nodes and an event loop is running: use `await graph.ainvoke(...)`")
-        return self._run(input, session, max_steps, None)
+        return self._run(input, session, max_steps)
 
     async def ainvoke(self, input: Any, session: str | None = None, *, max_steps: int | None = None) -> State:
         """Like `invoke`, on the running event loop (async nodes run on it, sync ones in threads)."""
@@ -627,38 +627,51 @@ class Runner:
                 self._pending_app.append(self._app_event(err, tags=("plugin-error",)))
             self.checkpointer.release(live.cp.session)
 
-    def _run(self, input: Any, session: str | None, max_steps: int | None, _: Any) -> State:
+    def _steps(self, live: _Live, limit: int) -> Generator[tuple[list[str], Snapshot, Any], Any, None]:
+        """Drive supersteps; yield each one's work ``(nodes, snapshot, make_ctx)``, receive the outcomes.
+
+        Shared by the sync and async entry points, which differ only in how they run the nodes.
+        """
+        steps = 0
+        while True:
+            action, data = self._plan(live)
+            if action == "done":
+                if live.cp.status != "completed":
+                    self._complete(live)
+                return
+            if action == "interrupt":
+                self._interrupt(live, data)
+                return
+            if steps >= limit:
+                self._step_limit(live, limit)
+            to_run, skipped = data
+            pending = live.cp.pending_writes
+            execute = [n for n in to_run if n not in pending] if pending else to_run
+            ch = live.channels
+            snapshot = Snapshot(ch.messages, ch.extra, ch.errors, ch.versions)
+            outcomes = (yield execute, snapshot, self._make_ctx(live.cp.session, live.cp.step + 1)) if execute else {}
+            try:
+                self._finish(live, to_run, skipped, outcomes, snapshot)
+            except CheckpointError as exc:
+                if exc.event is None:
+                    raise self._commit_failed(live, exc) from exc.__cause__
+                raise
+            steps += 1
+            if live.cp.status == "interrupted":
+                return
+
+    def _run(self, input: Any, session: str | None, max_steps: int | None) -> State:
         session, live = self._open(input, session)
-        limit = max_steps or self.settings.runner.max_steps
         error: BaseException | None = None
         try:
-            steps = 0
-            while True:
-                action, data = self._plan(live)
-                if action == "done":
-                    if live.cp.status != "completed":
-                        self._complete(live)
-                    break
-                if action == "interrupt":
-                    self._interrupt(live, data)
-                    break
-                if steps >= limit:
-                    self._step_limit(live, limit)
-                to_run, skipped = data
-                execute = [n for n in to_run if n not in live.cp.pending_writes]
-                snapshot = Snapshot(live.channels.messages, live.channels.extra, live.channels.errors,
-                                    live.channels.versions)
-                outcomes = self.scheduler.run_sync(execute, snapshot, self._make_ctx(session, live.cp.step + 1)) \
-                    if execute else {}
-                try:
-                    self._finish(live, to_run, skipped, outcomes, snapshot)
-                except CheckpointError as exc:
-                    if exc.event is None:
-                        raise self._commit_failed(live, exc) from exc.__cause__
-                    raise
-                steps += 1
-                if live.cp.status == "interrupted":
-                    break
+            driver = self._steps(live, max_steps or self.settings.runner.max_steps)
+            run = self.scheduler.run_sync
+            try:
+                work = next(driver)
+                while True:
+                    work = driver.send(run(*work))
+            except StopIteration:
+                pass
         except BaseException as exc:
             error = exc
             raise
@@ -668,36 +681,16 @@ class Runner:
 
     async def _arun(self, input: Any, session: str | None, max_steps: int | None) -> State:
         session, live = self._open(input, session)
-        limit = max_steps or self.settings.runner.max_steps
         error: BaseException | None = None
         try:
-            steps = 0
-            while True:
-                action, data = self._plan(live)
-                if action == "done":
-                    if live.cp.status != "completed":
-                        self._complete(live)
-                    break
-                if action == "interrupt":
-                    self._interrupt(live, data)
-                    break
-                if steps >= limit:
-                    self._step_limit(live, limit)
-                to_run, skipped = data
-                execute = [n for n in to_run if n not in live.cp.pending_writes]
-                snapshot = Snapshot(live.channels.messages, live.channels.extra, live.channels.errors,
-                                    live.channels.versions)
-                outcomes = await self.scheduler.run_async(execute, snapshot, self._make_ctx(session, live.cp.step + 1)) \
-                    if execute else {}
-                try:
-                    self._finish(live, to_run, skipped, outcomes, snapshot)
-                except CheckpointError as exc:
-                    if exc.event is None:
-                        raise self._commit_failed(live, exc) from exc.__cause__
-                    raise
-                steps += 1
-                if live.cp.status == "interrupted":
-                    break
+            driver = self._steps(live, max_steps or self.settings.runner.max_steps)
+            run = self.scheduler.run_async
+            try:
+                work = next(driver)
+                while True:
+                    work = driver.send(await run(*work))
+            except StopIteration:
+                pass
         except BaseException as exc:
             error = exc
             raise
