@@ -211,22 +211,46 @@ class Scheduler:
                         f"node {node.name!r} timed out after {timeout:g}s", session=ctx.session, step=ctx.step,
                         node=node.name, details={"timeout": timeout}))
             return results
-        # work queue: min(limit, n) workers pull nodes; far fewer thread hand-offs than one task each
+        # work queue: up to min(limit, n) workers pull nodes; the calling thread works too. Helpers are
+        # woken one at a time: a thread about to run a node wakes one more helper if nodes remain and
+        # no woken helper is still on its way. Nodes that block (I/O) let each helper start and wake
+        # the next, so the limit is reached within a few thread wake-ups; nodes that return at once
+        # finish before the first helper gets the GIL, so a superstep costs one hand-off, not n.
+        n = len(nodes)
         counter = itertools.count()
-        out: list[Outcome | None] = [None] * len(nodes)
+        out: list[Outcome | None] = [None] * n
+        futures: list[Future[None]] = []
+        lock = threading.Lock()
+        helpers = min(self.max_concurrency, n) - 1
+        waking = [False]
 
-        def worker() -> None:
+        def wake() -> None:
+            nonlocal helpers
+            with lock:
+                if waking[0] or helpers <= 0:
+                    return
+                waking[0] = True
+                helpers -= 1
+                futures.append(self.pool.submit(worker, True))
+
+        def worker(helper: bool = False) -> None:
+            if helper:
+                with lock:
+                    waking[0] = False
             while True:
                 i = next(counter)
-                if i >= len(nodes):
+                if i >= n:
                     return
+                if i + 1 < n and not waking[0] and helpers > 0:
+                    wake()
                 out[i] = self._attempts_sync(nodes[i], snapshot, make_ctx, self._call_sync)
 
-        workers = min(self.max_concurrency, len(nodes))
-        futures = [self.pool.submit(worker) for _ in range(workers - 1)]
-        worker()  # the calling thread works too
-        for f in futures:
-            f.result()
+        worker()
+        # a helper is appended before the thread that woke it finishes, so this sees every helper
+        i = 0
+        while i < len(futures):
+            futures[i].result()
+            i += 1
         return {o.node: o for o in out if o is not None}
 
     # -- async -------------------------------------------------------------------------------------
