@@ -56,6 +56,8 @@ from .state import ERRORS_KEY, FrozenDict, NodePartial, Snapshot, State, coerce_
 VERIFY_MISMATCH = "railgraph.errors.verify_mismatch"
 SINK_FAILED = "railgraph.sink.failed"
 SINK_BATCH = 1000
+_NO_PENDING: Mapping[str, NodePartial] = FrozenDict()  # immutable, so every clean step shares it
+_set = dict.__setitem__  # fills a FrozenDict the runner has just built and no one else has seen yet
 
 
 @dataclass(slots=True)
@@ -211,7 +213,8 @@ class Runner:
                         seen, pending, result.events, failure, self.clock(), interrupt)
         self._store(cp, result.delta)
         live.cp, live.channels = cp, ch
-        self._after_commit(cp, ran, skipped or {})
+        if self.sinks or self._notify_steps:
+            self._after_commit(cp, ran, skipped or {})
         return cp
 
     def _store(self, cp: Checkpoint, delta: Delta) -> None:
@@ -236,6 +239,8 @@ class Runner:
             self._pending_app.append(event)
 
     def _take_app(self) -> list[ErrorEvent]:
+        if not self._pending_app:  # the usual case; an event queued right now is taken next step
+            return []
         with self._lock:
             events, self._pending_app = self._pending_app, []
         return events
@@ -430,10 +435,10 @@ class Runner:
             except RouterError as err:
                 self._queue_app_back(app)
                 return self._fail(live, [(err.node or "__router__", err, None)], partials, to_run, scheduler=True)
-            seen = dict(cp.versions_seen)
+            seen = FrozenDict(cp.versions_seen)  # built once, filled before anyone sees it
             mark = FrozenDict(messages=snapshot.versions["messages"], extra=snapshot.versions["extra"])
             for node in to_run:
-                seen[node] = mark
+                _set(seen, node, mark)
             status, interrupt = ("completed" if not nxt else "running"), None
             if nxt and self.interrupt_after:
                 hit = next((n for n in to_run if n in self.interrupt_after), None)
@@ -441,7 +446,7 @@ class Runner:
                     status, interrupt = "interrupted", f"after:{hit}"
             if nxt and status == "running" and self.settings.runner.interrupt_after_step:
                 status, interrupt = "interrupted", "step"
-            self._commit(live, result, status=status, frontier=nxt, seen=FrozenDict(seen), pending=FrozenDict(),
+            self._commit(live, result, status=status, frontier=nxt, seen=seen, pending=_NO_PENDING,
                          interrupt=interrupt, ran=tuple(to_run), skipped=skipped)
             return None
         self._queue_app_back(app)
