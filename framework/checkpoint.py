@@ -310,6 +310,173 @@ class MemoryCheckpointer:
         return None
 
 
+# ---------------------------------------------------------------------------------------------
+# Write plans and row codecs shared by the SQL stores (pure: no I/O)
+# ---------------------------------------------------------------------------------------------
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class WritePlan:
+    """What a store appends for one commit, derived from the previous checkpoint and the new one.
+
+    Stores keep append-only logs per session (messages, the entries of ``extra["errors"]``) and a
+    window ``[start, end)`` into each log per checkpoint, so a step writes only what it added.
+
+    Attributes:
+        messages: messages to append to the session's message log.
+        messages_rewritten: the window restarts at the appended messages (the channel did not
+            just grow at the end).
+        extra_set: user keys of ``extra`` whose value is new or different.
+        extra_deleted: user keys that disappeared (stores write a tombstone).
+        errors_present: the checkpoint's ``extra`` has the ``errors`` key.
+        errors_entries: entries (the summary excluded) to append to the session's errors rail.
+        errors_dropped: how far the window's start moves (ignored when `errors_rewritten`).
+        errors_rewritten: the window restarts at the appended entries.
+        summary: the cap summary heading ``extra["errors"]`` (``None``: no summary).
+        summary_changed: the summary must be written (differs from the previous checkpoint's).
+        pending_changed: the pending writes differ from the previous checkpoint's.
+        store_events: events to add to the dedicated errors store.
+    """
+
+    messages: tuple[Message, ...] = ()
+    messages_rewritten: bool = False
+    extra_set: Mapping[str, Any] = field(default_factory=FrozenDict)
+    extra_deleted: tuple[str, ...] = ()
+    errors_present: bool = False
+    errors_entries: tuple[ErrorEvent, ...] = ()
+    errors_dropped: int = 0
+    errors_rewritten: bool = False
+    summary: ErrorEvent | None = None
+    summary_changed: bool = False
+    pending_changed: bool = False
+    store_events: tuple[ErrorEvent, ...] = ()
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _matches(seq: Sequence[Any], at: Any) -> bool:
+    """``seq[i]`` is ``at(i)``, probed at the first, middle and last index (O(1))."""
+    n = len(seq)
+    return not n or all(_same(seq[i], at(i)) for i in {0, n // 2, n - 1})
+
+
+def _split_summary(arr: Sequence[ErrorEvent]) -> tuple[ErrorEvent | None, tuple[ErrorEvent, ...]]:
+    if arr and arr[0].is_summary:
+        return arr[0], tuple(arr[1:])
+    return None, tuple(arr)
+
+
+def plan_write(prev: Checkpoint | None, cp: Checkpoint, delta: Delta) -> WritePlan:
+    """Decide what `cp` adds to `prev` (``None``: the session's first checkpoint).
+
+    The barrier's `Delta` is checked against the two checkpoints (O(1) identity probes); when it
+    does not describe them, the plan rewrites the affected window instead of trusting it, so a
+    store's loaded checkpoint always equals the committed one.
+    """
+    from .state import ERRORS_KEY  # local: keeps the import block of this module unchanged
+
+    new_errors = cp.extra.get(ERRORS_KEY)
+    summary, entries = _split_summary(new_errors) if new_errors is not None else (None, ())
+    store_events = cp.events if delta.write_errors_store else ()
+    if prev is None:
+        return WritePlan(
+            messages=tuple(cp.messages), messages_rewritten=True,
+            extra_set=FrozenDict({k: v for k, v in cp.extra.items() if k != ERRORS_KEY}),
+            errors_present=new_errors is not None, errors_entries=entries, errors_rewritten=True,
+            summary=summary, summary_changed=summary is not None, pending_changed=bool(cp.pending_writes),
+            store_events=store_events)
+    # messages: append-only in the barrier; anything else rewrites the window
+    old_m, new_m = prev.messages, cp.messages
+    if new_m is old_m:
+        messages, m_rewritten = (), False
+    elif len(new_m) >= len(old_m) and _matches(old_m, lambda i: new_m[i]):
+        messages, m_rewritten = tuple(new_m[len(old_m):]), False
+    else:
+        messages, m_rewritten = tuple(new_m), True
+    # extra: a key is written when its value object changed (the barrier keeps unchanged ones)
+    extra_set: dict[str, Any] = {}
+    deleted: list[str] = []
+    if cp.extra is not prev.extra:
+        for key, value in cp.extra.items():
+            if key == ERRORS_KEY:
+                continue
+            old = prev.extra.get(key, _MISSING)
+            if old is _MISSING or (old is not value and (key in delta.extra_keys or dumps(old) != dumps(value))):
+                extra_set[key] = value
+        deleted = [k for k in prev.extra if k != ERRORS_KEY and k not in cp.extra]
+    # extra["errors"]: the rail window moves by the delta, or is rewritten
+    old_errors = prev.extra.get(ERRORS_KEY)
+    dropped, rewritten = 0, False
+    if new_errors is None or new_errors is old_errors:
+        appended: tuple[ErrorEvent, ...] = ()
+        summary_changed = False
+    elif old_errors is None:
+        appended, rewritten, summary_changed = entries, True, summary is not None
+    else:
+        old_summary, old_entries = _split_summary(old_errors)
+        appended, dropped = tuple(delta.errors_appended), delta.errors_dropped
+        total = len(old_entries) + len(appended)
+        ok = not delta.errors_rewritten and 0 <= dropped <= total and len(entries) == total - dropped and _matches(
+            entries, lambda i: old_entries[dropped + i] if dropped + i < len(old_entries)
+            else appended[dropped + i - len(old_entries)])
+        if not ok:
+            appended, dropped, rewritten = entries, 0, True
+        summary_changed = summary is not None and (rewritten or not _same(summary, old_summary))
+    pending_changed = cp.pending_writes is not prev.pending_writes and cp.pending_writes != prev.pending_writes
+    return WritePlan(messages=messages, messages_rewritten=m_rewritten, extra_set=FrozenDict(extra_set),
+                     extra_deleted=tuple(deleted), errors_present=new_errors is not None, errors_entries=appended,
+                     errors_dropped=dropped, errors_rewritten=rewritten, summary=summary,
+                     summary_changed=summary_changed, pending_changed=pending_changed, store_events=store_events)
+
+
+def encode_pending_writes(pending: Mapping[str, NodePartial]) -> str | None:
+    """JSON text of the pending writes (``None`` when there are none)."""
+    return dumps({node: encode_partial(p) for node, p in pending.items()}) if pending else None
+
+
+def load_stored(text: str | bytes | None, session: str, step: int | None, what: str) -> Any:
+    """`json.loads` for stored text; bad JSON becomes a `CheckpointError` naming session and step."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise corrupt(session, step, f"{what} is not valid JSON ({exc})", exc) from exc
+
+
+def load_stored_event(text: str | bytes, session: str, step: int | None, what: str = "an error event") -> ErrorEvent:
+    """Decode a stored `ErrorEvent`; bad data becomes a `CheckpointError` naming session and step."""
+    try:
+        return ErrorEvent.from_json(text)
+    except Exception as exc:
+        raise corrupt(session, step, f"{what} is unreadable ({exc})", exc) from exc
+
+
+def load_pending_writes(text: str | None, session: str, step: int) -> Mapping[str, NodePartial]:
+    """Inverse of `encode_pending_writes`; bad data becomes a `CheckpointError`."""
+    data = load_stored(text, session, step, "pending writes")
+    if data is None:
+        return FrozenDict()
+    try:
+        if not isinstance(data, Mapping):
+            raise ValueError("pending writes are not an object")
+        return FrozenDict({node: decode_partial(p) for node, p in data.items()})
+    except Exception as exc:
+        raise corrupt(session, step, f"pending writes are unreadable ({exc})", exc) from exc
+
+
+def load_versions_seen(text: str | None, session: str, step: int) -> Mapping[str, Mapping[str, int]]:
+    """Decode stored ``versions_seen`` into frozen maps; bad data becomes a `CheckpointError`."""
+    data = load_stored(text, session, step, "versions_seen")
+    if not isinstance(data, Mapping) or not all(isinstance(v, Mapping) for v in data.values()):
+        raise corrupt(session, step, "versions_seen is not an object of objects")
+    return freeze(data)
+
+
 EMPTY_EXTRA: Mapping[str, Any] = FrozenDict()
 
 __all__ = [
@@ -325,4 +492,11 @@ __all__ = [
     "decode_partial",
     "dumps",
     "encode_partial",
+    "WritePlan",
+    "encode_pending_writes",
+    "load_pending_writes",
+    "load_stored",
+    "load_stored_event",
+    "load_versions_seen",
+    "plan_write",
 ]

@@ -1,0 +1,690 @@
+"""The SQLite checkpointer behind the ``sqlite_store`` plugin (a private module, not an entry point).
+
+Layout (schema version 1). Per session, append-only logs and a small row per checkpoint:
+
+* ``checkpoints`` — one row per superstep: status, frontier, versions, versions_seen, failure,
+  and *windows* ``[start, end)`` into the session's message log and errors rail, so a step writes
+  only what it added. Pending writes and the cap summary are stored when they change; a
+  checkpoint points at the step that holds them.
+* ``messages`` — the messages log; ``extra`` — one row per (key, step) a user key changed at
+  (a ``NULL`` value is a deleted key); ``rail`` — the entries appended to ``extra["errors"]``,
+  referencing the outbox row of the same event; ``summaries`` — cap summaries.
+* ``outbox`` — every committed event with a global sequence (the sinks' source), written in the
+  checkpoint's transaction; ``cursors`` — one delivery cursor per sink.
+* ``errors`` — the dedicated errors store: append-only, idempotent on event id, indexed by
+  session/step, node, code and time.
+* ``sessions`` — one summary row per session; ``meta`` — the schema version.
+
+Writers use ``BEGIN IMMEDIATE`` in WAL mode with a busy timeout, and retry with backoff on
+``SQLITE_BUSY``; readers never block writers. A session is claimed with a POSIX byte-range lock
+on a side file (``<db>-sessions.lock``): the kernel drops it when the owner dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from railgraph.checkpoint import (
+    BackfillReport,
+    Checkpoint,
+    Delta,
+    SessionInfo,
+    corrupt,
+    dumps,
+    encode_pending_writes,
+    load_pending_writes,
+    load_stored,
+    load_stored_event,
+    load_versions_seen,
+    plan_write,
+)
+from railgraph.errors import CheckpointError, SessionBusyError
+from railgraph.events import ErrorEvent
+from railgraph.state import ERRORS_KEY, FrozenDict, Message, freeze
+
+SCHEMA_VERSION = 1
+ROW_FORMAT = 1
+CACHE_SESSIONS = 64
+T = TypeVar("T")
+
+_V1 = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    """CREATE TABLE sessions (session TEXT PRIMARY KEY, status TEXT NOT NULL, steps INTEGER NOT NULL,
+        errors INTEGER NOT NULL, last_error TEXT, updated TEXT NOT NULL) WITHOUT ROWID""",
+    "CREATE INDEX sessions_updated ON sessions (updated)",
+    """CREATE TABLE checkpoints (session TEXT NOT NULL, step INTEGER NOT NULL, format INTEGER NOT NULL,
+        status TEXT NOT NULL, created_at TEXT NOT NULL, interrupt TEXT, frontier TEXT NOT NULL,
+        versions TEXT NOT NULL, seen TEXT NOT NULL, failure TEXT, pending TEXT, pending_from INTEGER,
+        msg_start INTEGER NOT NULL, msg_end INTEGER NOT NULL, rail_present INTEGER NOT NULL,
+        rail_start INTEGER NOT NULL, rail_end INTEGER NOT NULL, summary_from INTEGER,
+        ev_seq INTEGER, ev_count INTEGER NOT NULL, PRIMARY KEY (session, step)) WITHOUT ROWID""",
+    """CREATE TABLE messages (session TEXT NOT NULL, pos INTEGER NOT NULL, step INTEGER NOT NULL,
+        data TEXT NOT NULL, PRIMARY KEY (session, pos))""",
+    """CREATE TABLE extra (session TEXT NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL, value TEXT,
+        PRIMARY KEY (session, key, step))""",
+    """CREATE TABLE rail (session TEXT NOT NULL, pos INTEGER NOT NULL, step INTEGER NOT NULL, seq INTEGER,
+        data TEXT, PRIMARY KEY (session, pos))""",
+    """CREATE TABLE summaries (session TEXT NOT NULL, step INTEGER NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (session, step))""",
+    """CREATE TABLE outbox (seq INTEGER PRIMARY KEY, session TEXT NOT NULL, step INTEGER NOT NULL,
+        id TEXT NOT NULL, data TEXT NOT NULL)""",
+    "CREATE INDEX outbox_session ON outbox (session, seq)",
+    "CREATE TABLE cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
+    """CREATE TABLE errors (id TEXT NOT NULL UNIQUE, session TEXT NOT NULL, step INTEGER NOT NULL,
+        ord INTEGER NOT NULL, node TEXT, code TEXT, scope TEXT NOT NULL, at TEXT NOT NULL, seq INTEGER, data TEXT)""",
+    "CREATE INDEX errors_session ON errors (session, step, ord)",
+    "CREATE INDEX errors_node ON errors (node, at)",
+    "CREATE INDEX errors_code ON errors (code, at)",
+    "CREATE INDEX errors_at ON errors (at)",
+)
+
+# index i upgrades schema version i to i + 1; a future version appends its statements here
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+assert len(MIGRATIONS) == SCHEMA_VERSION  # noqa: S101 - a module invariant, checked at import
+
+_CP_COLS = ("step, format, status, created_at, interrupt, frontier, versions, seen, failure, pending, pending_from, "
+            "msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count")
+
+
+@dataclass(frozen=True, slots=True)
+class _Meta:
+    """The store-side columns of a checkpoint row (its windows into the session's logs)."""
+
+    step: int
+    msg_start: int
+    msg_end: int
+    rail_present: bool
+    rail_start: int
+    rail_end: int
+    summary_from: int | None
+    pending_from: int | None
+
+
+def stamp(when: datetime) -> str:
+    """ISO text for a time: UTC, fixed width (sorts as text)."""
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.isoformat(timespec="microseconds")
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class _SessionLocks:
+    """Per-process registry of session claims on one lock file (POSIX byte-range locks).
+
+    POSIX record locks belong to the process, so claims between threads of this process are
+    tracked here, and the file is opened once per process (closing any descriptor of a file drops
+    the process's locks on it).
+    """
+
+    _registry: dict[tuple[int, str], _SessionLocks] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.lock = threading.Lock()
+        self.held: dict[int, tuple[str, int]] = {}
+
+    @classmethod
+    def for_path(cls, path: str) -> _SessionLocks:
+        key = (os.getpid(), path)
+        with cls._registry_lock:
+            locks = cls._registry.get(key)
+            if locks is None:
+                locks = cls._registry[key] = cls(path)
+            return locks
+
+    @staticmethod
+    def offset(session: str) -> int:
+        return int.from_bytes(hashlib.blake2b(session.encode(), digest_size=8).digest(), "big") >> 2
+
+    def acquire(self, session: str) -> None:
+        off, me = self.offset(session), threading.get_ident()
+        with self.lock:
+            owner = self.held.get(off)
+            if owner is not None:
+                if owner == (session, me):
+                    return
+                raise SessionBusyError(f"session {session!r} is being run by another worker in this process",
+                                       session=session)
+            try:
+                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, off)
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EAGAIN):
+                    raise SessionBusyError(f"session {session!r} is being run by another process "
+                                           f"(claim held on {self.path})", session=session) from None
+                raise CheckpointError(f"could not claim session {session!r}: {exc}", session=session) from exc
+            self.held[off] = (session, me)
+
+    def release(self, session: str) -> None:
+        off = self.offset(session)
+        with self.lock:
+            owner = self.held.get(off)
+            if owner is None or owner[0] != session:
+                return
+            del self.held[off]
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, off)
+
+
+class SqliteCheckpointer:
+    """A durable store in one SQLite file; see the module docstring for the layout.
+
+    Args:
+        path: the database file (its parent directory is created).
+        busy_timeout: milliseconds SQLite waits for another writer before retrying with backoff.
+        synchronous: ``NORMAL`` (WAL: a committed step survives a process crash, SIGKILL
+            included; the last commits may be lost on power failure) or ``FULL`` (also survives
+            power loss; an fsync per step).
+
+    Raises:
+        CheckpointError: the file is not a railgraph store, or its schema version is newer or
+            unknown (nothing is changed in the file then).
+    """
+
+    has_errors_store = True
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: int = 5000, synchronous: str = "NORMAL") -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise CheckpointError(f"sqlite synchronous must be NORMAL or FULL, not {synchronous!r}")
+        self.path = Path(path).absolute()
+        self.busy_timeout = int(busy_timeout)
+        self._lock = threading.RLock()
+        self._cache: dict[str, tuple[Checkpoint, _Meta]] = {}
+        self._mine: set[str] = set()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                                         timeout=self.busy_timeout / 1000)
+        except (OSError, sqlite3.Error) as exc:
+            raise CheckpointError(f"cannot open the SQLite store {self.path}: {exc}") from exc
+        try:
+            self._setup(synchronous)
+        except CheckpointError:
+            self._conn.close()
+            raise
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise CheckpointError(f"cannot open the SQLite store {self.path}: {type(exc).__name__}: {exc}") from exc
+        self._locks = _SessionLocks.for_path(str(self.path) + "-sessions.lock")
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        delay, deadline = 0.002, time.monotonic() + max(5.0, 4 * self.busy_timeout / 1000)
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+            delay = min(delay * 2, 0.2)
+
+    def _tx(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+        conn = self._conn
+
+        def attempt() -> T:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                out = fn(conn)
+                conn.execute("COMMIT")
+                return out
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        with self._lock:
+            return self._retry(attempt)
+
+    def _version(self, conn: sqlite3.Connection) -> int | None:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            if tables - {"sqlite_sequence"}:
+                raise CheckpointError(f"{self.path} is an SQLite database but not a railgraph store "
+                                      f"(tables: {', '.join(sorted(tables))}); nothing was changed")
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        raw = row[0] if row else None
+        try:
+            version = int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise CheckpointError(f"{self.path}: unknown schema version {raw!r}; this railgraph writes version "
+                                  f"{SCHEMA_VERSION}; nothing was changed") from None
+        if version > SCHEMA_VERSION or version < 1:
+            raise CheckpointError(f"{self.path}: schema version {version} is "
+                                  f"{'newer than' if version > SCHEMA_VERSION else 'not one of'} the versions this "
+                                  f"railgraph supports (1..{SCHEMA_VERSION}); upgrade railgraph; nothing was changed")
+        return version
+
+    def _setup(self, synchronous: str) -> None:
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout}")
+        version = self._retry(lambda: self._version(conn))  # before changing anything in the file
+        if self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower() != "wal":
+            raise CheckpointError(f"{self.path}: SQLite could not switch to WAL mode")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        if version == SCHEMA_VERSION:
+            return
+
+        def migrate(conn: sqlite3.Connection) -> None:
+            current = self._version(conn) or 0  # again, under the write lock: another process may have won
+            for target in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target - 1]:
+                    conn.execute(statement)
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(target),))
+        self._tx(migrate)
+
+    # -- claims ------------------------------------------------------------------------------------
+
+    def acquire(self, session: str) -> None:
+        """Claim `session` across processes; raise `SessionBusyError` if another worker holds it."""
+        self._locks.acquire(session)
+        self._mine.add(session)
+
+    def release(self, session: str) -> None:
+        """Give up the claim on `session` (idempotent)."""
+        if session in self._mine:
+            self._mine.discard(session)
+            self._locks.release(session)
+        self._cache.pop(session, None)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _decode(self, conn: sqlite3.Connection, session: str, row: tuple[Any, ...]) -> tuple[Checkpoint, _Meta]:
+        (step, fmt, status, created_at, interrupt, frontier, versions, seen, failure, pending, pending_from,
+         msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count) = row
+        if fmt != ROW_FORMAT:
+            raise corrupt(session, step, f"unknown checkpoint format version {fmt!r} (this railgraph reads "
+                          f"{ROW_FORMAT}); upgrade railgraph")
+        messages = []
+        for pos, text in conn.execute("SELECT pos, data FROM messages WHERE session = ? AND pos >= ? AND pos < ? "
+                                      "ORDER BY pos", (session, msg_start, msg_end)):
+            try:
+                messages.append(Message.coerce(load_stored(text, session, step, f"message {pos}")))
+            except CheckpointError:
+                raise
+            except Exception as exc:
+                raise corrupt(session, step, f"message {pos} is unreadable ({exc})", exc) from exc
+        if len(messages) != msg_end - msg_start:
+            raise corrupt(session, step, f"{msg_end - msg_start - len(messages)} message row(s) are missing")
+        extra: dict[str, Any] = {}
+        for key, text, _ in conn.execute("SELECT key, value, MAX(step) FROM extra WHERE session = ? AND step <= ? "
+                                         "GROUP BY key", (session, step)):
+            if text is not None:
+                extra[key] = freeze(load_stored(text, session, step, f"extra[{key!r}]"))
+        if rail_present:
+            arr: list[ErrorEvent] = []
+            if summary_from is not None:
+                srow = conn.execute("SELECT data FROM summaries WHERE session = ? AND step = ?",
+                                    (session, summary_from)).fetchone()
+                if srow is None:
+                    raise corrupt(session, step, f"the cap summary of step {summary_from} is missing")
+                arr.append(load_stored_event(srow[0], session, step, 'the cap summary of extra["errors"]'))
+            for pos, text in conn.execute(
+                    "SELECT r.pos, COALESCE(r.data, o.data) FROM rail r LEFT JOIN outbox o ON o.seq = r.seq "
+                    "WHERE r.session = ? AND r.pos >= ? AND r.pos < ? ORDER BY r.pos", (session, rail_start, rail_end)):
+                if text is None:
+                    raise corrupt(session, step, f'extra["errors"] entry {pos} has no data')
+                arr.append(load_stored_event(text, session, step, f'extra["errors"] entry {pos}'))
+            if len(arr) != rail_end - rail_start + (summary_from is not None):
+                raise corrupt(session, step, 'entries of extra["errors"] are missing')
+            extra[ERRORS_KEY] = tuple(arr)
+        events: list[ErrorEvent] = []
+        if ev_count:
+            for seq, text in conn.execute("SELECT seq, data FROM outbox WHERE seq >= ? AND seq < ? ORDER BY seq",
+                                          (ev_seq, ev_seq + ev_count)):
+                events.append(load_stored_event(text, session, step, f"outbox event {seq}"))
+            if len(events) != ev_count:
+                raise corrupt(session, step, "outbox events of the checkpoint are missing")
+        if pending_from is not None and pending_from != step:
+            prow = conn.execute("SELECT pending FROM checkpoints WHERE session = ? AND step = ?",
+                                (session, pending_from)).fetchone()
+            pending = prow[0] if prow else None
+            if pending is None:
+                raise corrupt(session, step, f"the pending writes stored at step {pending_from} are missing")
+        try:
+            when = datetime.fromisoformat(created_at)
+        except (TypeError, ValueError) as exc:
+            raise corrupt(session, step, f"created_at {created_at!r} is not a time", exc) from exc
+        frontier_data = load_stored(frontier, session, step, "frontier")
+        versions_data = load_stored(versions, session, step, "versions")
+        if not isinstance(frontier_data, list) or not isinstance(versions_data, dict):
+            raise corrupt(session, step, "frontier or versions have the wrong shape")
+        failure_data = load_stored(failure, session, step, "failure")
+        cp = Checkpoint(
+            session=session, step=step, status=status, messages=tuple(messages), extra=FrozenDict(extra),
+            versions=FrozenDict(versions_data), frontier=tuple(frontier_data),
+            versions_seen=load_versions_seen(seen, session, step),
+            pending_writes=load_pending_writes(pending, session, step), events=tuple(events),
+            failure=freeze(failure_data) if failure_data is not None else None, created_at=when, interrupt=interrupt)
+        meta = _Meta(step, msg_start, msg_end, bool(rail_present), rail_start, rail_end, summary_from, pending_from)
+        return cp, meta
+
+    def _load(self, session: str, step: int | None) -> tuple[Checkpoint, _Meta] | None:
+        def read(conn: sqlite3.Connection) -> tuple[Checkpoint, _Meta] | None:
+            if step is None:
+                row = conn.execute(f"SELECT {_CP_COLS} FROM checkpoints WHERE session = ? ORDER BY step DESC LIMIT 1",
+                                   (session,)).fetchone()
+            else:
+                row = conn.execute(f"SELECT {_CP_COLS} FROM checkpoints WHERE session = ? AND step = ?",
+                                   (session, step)).fetchone()
+            return None if row is None else self._decode(conn, session, row)
+        return self._guard(session, step, lambda: self._tx(read, write=False))
+
+    def _guard(self, session: str | None, step: int | None, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except CheckpointError:
+            raise
+        except sqlite3.Error as exc:
+            where = f" (session {session!r}" + (f" step {step}" if step is not None else "") + ")" if session else ""
+            raise CheckpointError(f"SQLite store {self.path} failed{where}: {type(exc).__name__}: {exc}",
+                                  session=session, step=step) from exc
+
+    def _remember(self, session: str, entry: tuple[Checkpoint, _Meta]) -> None:
+        cache = self._cache
+        cache.pop(session, None)
+        cache[session] = entry
+        if len(cache) > CACHE_SESSIONS:
+            cache.pop(next(iter(cache)))
+
+    def latest(self, session: str) -> Checkpoint | None:
+        """The newest checkpoint of `session`, or ``None``; unreadable data is a `CheckpointError`."""
+        loaded = self._load(session, None)
+        if loaded is None:
+            return None
+        with self._lock:
+            self._remember(session, loaded)
+        return loaded[0]
+
+    def get(self, session: str, step: int) -> Checkpoint | None:
+        """The checkpoint at `step`, or ``None``."""
+        loaded = self._load(session, step)
+        return None if loaded is None else loaded[0]
+
+    def history(self, session: str) -> list[tuple[int, str, datetime]]:
+        """Every checkpoint of `session` as ``(step, status, created_at)``, oldest first."""
+        def read(conn: sqlite3.Connection) -> list[tuple[int, str, datetime]]:
+            out = []
+            for step, status, created in conn.execute(
+                    "SELECT step, status, created_at FROM checkpoints WHERE session = ? ORDER BY step", (session,)):
+                try:
+                    out.append((step, status, datetime.fromisoformat(created)))
+                except (TypeError, ValueError) as exc:
+                    raise corrupt(session, step, f"created_at {created!r} is not a time", exc) from exc
+            return out
+        return self._guard(session, None, lambda: self._tx(read, write=False))
+
+    def _events(self, session: str, sql: str, args: tuple[Any, ...]) -> list[ErrorEvent]:
+        def read(conn: sqlite3.Connection) -> list[ErrorEvent]:
+            return [load_stored_event(text, session, step) for step, text in conn.execute(sql, args)]
+        return self._guard(session, None, lambda: self._tx(read, write=False))
+
+    def session_events(self, session: str) -> list[ErrorEvent]:
+        """Every event committed for `session` (the outbox), in emission order."""
+        return self._events(session, "SELECT step, data FROM outbox WHERE session = ? ORDER BY seq", (session,))
+
+    def stored_errors(self, session: str) -> list[ErrorEvent]:
+        """The errors store's events of `session`, in emission order (backfilled ones included)."""
+        return self._events(session, "SELECT e.step, COALESCE(e.data, o.data) FROM errors e LEFT JOIN outbox o "
+                            "ON o.seq = e.seq WHERE e.session = ? ORDER BY e.step, e.ord", (session,))
+
+    def undelivered(self, sink: str, limit: int) -> list[tuple[int, str, ErrorEvent]]:
+        """Up to `limit` outbox entries after `sink`'s cursor, oldest first."""
+        def read(conn: sqlite3.Connection) -> list[tuple[int, str, ErrorEvent]]:
+            rows = conn.execute("SELECT seq, session, step, data FROM outbox WHERE seq > COALESCE((SELECT seq FROM "
+                                "cursors WHERE sink = ?), 0) ORDER BY seq LIMIT ?", (sink, limit)).fetchall()
+            return [(seq, s, load_stored_event(text, s, step)) for seq, s, step, text in rows]
+        return self._guard(None, None, lambda: self._tx(read, write=False))
+
+    def ack(self, sink: str, seq: int) -> None:
+        """Move `sink`'s cursor to `seq` (never backwards)."""
+        self._guard(None, None, lambda: self._tx(lambda c: c.execute(
+            "INSERT INTO cursors (sink, seq) VALUES (?, ?) ON CONFLICT (sink) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            (sink, seq))))
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every stored session, most recently updated first."""
+        def read(conn: sqlite3.Connection) -> list[SessionInfo]:
+            rows = conn.execute("SELECT session, status, steps, errors, last_error, updated FROM sessions "
+                                "ORDER BY updated DESC, session").fetchall()
+            return [SessionInfo(s, st, n, e, last, datetime.fromisoformat(u)) for s, st, n, e, last, u in rows]
+        return self._guard(None, None, lambda: self._tx(read, write=False))
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def _previous(self, session: str) -> tuple[Checkpoint, _Meta] | None:
+        cached = self._cache.get(session)
+        return cached if cached is not None else self._load(session, None)
+
+    def commit(self, checkpoint: Checkpoint, delta: Delta) -> None:
+        """Store `checkpoint`, its outbox events and (if asked) its errors-store rows in one transaction.
+
+        Only what changed is written: appended messages, changed extra keys, appended
+        ``extra["errors"]`` entries (the summary when it changed), pending writes when they changed.
+
+        Raises:
+            CheckpointError: the step exists already (nothing is overwritten), a value cannot be
+                stored, or SQLite failed; the transaction is rolled back.
+        """
+        cp, session = checkpoint, checkpoint.session
+        with self._lock:
+            previous = self._previous(session)
+            prev, meta = previous if previous is not None else (None, None)
+            if meta is not None and meta.step >= cp.step:
+                raise CheckpointError(f"session {session!r} already has step {meta.step}; refusing to overwrite "
+                                      f"with step {cp.step}", session=session, step=cp.step)
+            plan = plan_write(prev, cp, delta)
+            try:
+                enc = _Encoded(cp, plan)
+            except (TypeError, ValueError) as exc:
+                raise CheckpointError(f"checkpoint of session {session!r} step {cp.step} holds a value that cannot "
+                                      f"be stored as JSON: {exc}", session=session, step=cp.step) from exc
+            try:
+                new_meta = self._tx(lambda conn: self._apply(conn, cp, plan, enc, meta))
+            except sqlite3.IntegrityError as exc:
+                self._cache.pop(session, None)
+                raise CheckpointError(f"session {session!r} step {cp.step} is stored already (another writer?); "
+                                      f"refusing to overwrite: {exc}", session=session, step=cp.step) from exc
+            except sqlite3.Error as exc:
+                self._cache.pop(session, None)
+                raise CheckpointError(f"could not commit session {session!r} step {cp.step} to {self.path}: "
+                                      f"{type(exc).__name__}: {exc}", session=session, step=cp.step) from exc
+            self._remember(session, (cp, new_meta))
+
+    def _apply(self, conn: sqlite3.Connection, cp: Checkpoint, plan: Any, enc: _Encoded, meta: _Meta | None) -> _Meta:
+        session, step = cp.session, cp.step
+        ex = conn.execute
+        # outbox first: the rail and the errors store point at its rows
+        seq_of: dict[int, int] = {}
+        first_seq = None
+        if enc.events:
+            first_seq = ex("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
+            rows = []
+            for i, (event, text) in enumerate(zip(cp.events, enc.events, strict=True)):
+                seq_of[id(event)] = first_seq + i
+                rows.append((first_seq + i, session, step, str(event.id), text))
+            conn.executemany("INSERT INTO outbox (seq, session, step, id, data) VALUES (?, ?, ?, ?, ?)", rows)
+        # messages log
+        m_next = meta.msg_end if meta else 0
+        if enc.messages:
+            conn.executemany("INSERT INTO messages (session, pos, step, data) VALUES (?, ?, ?, ?)",
+                             [(session, m_next + i, step, t) for i, t in enumerate(enc.messages)])
+        if plan.messages_rewritten or meta is None:
+            msg_start, msg_end = m_next, m_next + len(enc.messages)
+        else:
+            msg_start, msg_end = meta.msg_start, meta.msg_end + len(enc.messages)
+        # extra user keys: a row per changed key (NULL: deleted)
+        if enc.extra:
+            conn.executemany("INSERT INTO extra (session, key, step, value) VALUES (?, ?, ?, ?)",
+                             [(session, k, step, v) for k, v in enc.extra])
+        # extra["errors"]: append to the rail, move the window
+        r_next = meta.rail_end if meta else 0
+        if plan.errors_entries:
+            rows = []
+            for i, event in enumerate(plan.errors_entries):
+                seq = seq_of.get(id(event))
+                rows.append((session, r_next + i, step, seq, None if seq is not None else event.to_json()))
+            conn.executemany("INSERT INTO rail (session, pos, step, seq, data) VALUES (?, ?, ?, ?, ?)", rows)
+        n = len(plan.errors_entries)
+        if not plan.errors_present:
+            rail_start = rail_end = r_next
+        elif plan.errors_rewritten or meta is None or not meta.rail_present:
+            rail_start, rail_end = r_next, r_next + n
+        else:
+            rail_start, rail_end = meta.rail_start + plan.errors_dropped, meta.rail_end + n
+        summary_from = None
+        if plan.errors_present and plan.summary is not None:
+            if plan.summary_changed or meta is None or meta.summary_from is None:
+                ex("INSERT INTO summaries (session, step, data) VALUES (?, ?, ?)", (session, step, plan.summary.to_json()))
+                summary_from = step
+            else:
+                summary_from = meta.summary_from
+        # pending writes: stored when they change; later checkpoints point at that step
+        pending, pending_from = None, None
+        if cp.pending_writes:
+            if plan.pending_changed or meta is None or meta.pending_from is None:
+                pending, pending_from = encode_pending_writes(cp.pending_writes), step
+            else:
+                pending_from = meta.pending_from
+        ex(f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 20)})",
+           (step, ROW_FORMAT, cp.status, stamp(cp.created_at), cp.interrupt, enc.frontier, enc.versions, enc.seen,
+            enc.failure, pending, pending_from, msg_start, msg_end, int(plan.errors_present), rail_start, rail_end,
+            summary_from, first_seq, len(cp.events), session))
+        # the dedicated errors store: idempotent on the event id
+        if plan.store_events:
+            rows = []
+            for i, event in enumerate(plan.store_events):
+                seq = seq_of.get(id(event))
+                rows.append((str(event.id), session, step, i, event.node, event.code, event.scope.kind,
+                             stamp(event.when), seq, None if seq is not None else event.to_json()))
+            conn.executemany("INSERT OR IGNORE INTO errors (id, session, step, ord, node, code, scope, at, seq, data) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        last_error = cp.events[-1].summary_line() if cp.events else None
+        ex("INSERT INTO sessions (session, status, steps, errors, last_error, updated) VALUES (?, ?, ?, ?, ?, ?) "
+           "ON CONFLICT (session) DO UPDATE SET status = excluded.status, steps = excluded.steps, "
+           "errors = errors + excluded.errors, last_error = COALESCE(excluded.last_error, last_error), "
+           "updated = excluded.updated", (session, cp.status, step, len(cp.events), last_error, stamp(cp.created_at)))
+        return _Meta(step, msg_start, msg_end, plan.errors_present, rail_start, rail_end, summary_from, pending_from)
+
+    # -- migration off extra["errors"] -------------------------------------------------------------
+
+    def backfill_errors(self, dry_run: bool) -> BackfillReport:
+        """Copy the events of every stored checkpoint's ``extra["errors"]`` into the errors store.
+
+        Idempotent (the store ignores ids it has). Cap summaries are not events and are skipped.
+        Each event keeps the step it was committed at, so `stored_errors` stays in emission order.
+
+        Args:
+            dry_run: count only; write nothing.
+
+        Returns: a `BackfillReport` (``events_added``: added, or that would be added on a dry run).
+        """
+        def scan(conn: sqlite3.Connection) -> list[tuple[str, int, list[tuple[int, int]]]]:
+            windows: dict[str, list[tuple[int, int]]] = {}
+            counts: dict[str, int] = {}
+            for session, start, end in conn.execute(
+                    "SELECT session, rail_start, rail_end FROM checkpoints WHERE rail_present = 1 ORDER BY session"):
+                counts[session] = counts.get(session, 0) + 1
+                windows.setdefault(session, []).append((start, end))
+            return [(s, counts[s], _union(w)) for s, w in windows.items()]
+
+        plan = self._guard(None, None, lambda: self._tx(scan, write=False))
+        report = BackfillReport(dry_run=dry_run)
+        sessions = checkpoints = seen_total = added_total = 0
+        for session, n_checkpoints, windows in plan:
+            sessions += 1
+            checkpoints += n_checkpoints
+
+            def fill(conn: sqlite3.Connection, session: str = session,
+                     windows: list[tuple[int, int]] = windows) -> tuple[int, int]:
+                have = {r[0] for r in conn.execute("SELECT id FROM errors WHERE session = ?", (session,))}
+                seen: set[str] = set()
+                rows = []
+                for start, end in windows:
+                    for pos, step, text in conn.execute(
+                            "SELECT r.pos, r.step, COALESCE(r.data, o.data) FROM rail r LEFT JOIN outbox o "
+                            "ON o.seq = r.seq WHERE r.session = ? AND r.pos >= ? AND r.pos < ? ORDER BY r.pos",
+                            (session, start, end)):
+                        event = load_stored_event(text, session, step, f'extra["errors"] entry {pos}')
+                        key = str(event.id)
+                        if event.is_summary or key in seen:
+                            continue
+                        seen.add(key)
+                        if key not in have:
+                            rows.append((key, session, step, pos, event.node, event.code, event.scope.kind,
+                                         stamp(event.when), event.to_json()))
+                added = 0
+                if rows and not dry_run:
+                    before = conn.total_changes
+                    conn.executemany("INSERT OR IGNORE INTO errors (id, session, step, ord, node, code, scope, at, "
+                                     "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                    added = conn.total_changes - before
+                else:
+                    added = len(rows)
+                return len(seen), added
+
+            seen_n, added_n = self._guard(session, None, lambda fill=fill: self._tx(fill, write=not dry_run))
+            seen_total += seen_n
+            added_total += added_n
+        return BackfillReport(sessions=sessions, checkpoints=checkpoints, events_seen=seen_total,
+                              events_added=added_total, dry_run=report.dry_run)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when the file is sound)."""
+        with self._lock:
+            return "\n".join(r[0] for r in self._conn.execute("PRAGMA integrity_check"))
+
+    def close(self) -> None:
+        """Release this store's session claims and close the connection."""
+        for session in list(self._mine):
+            self.release(session)
+        with self._lock:
+            self._cache.clear()
+            self._conn.close()
+
+
+class _Encoded:
+    """The JSON text of a checkpoint's new parts, built before the write transaction starts."""
+
+    __slots__ = ("events", "extra", "failure", "frontier", "messages", "seen", "versions")
+
+    def __init__(self, cp: Checkpoint, plan: Any) -> None:
+        self.events = [e.to_json() for e in cp.events]
+        self.messages = [dumps(m.to_dict()) for m in plan.messages]
+        self.extra = [(k, dumps(v)) for k, v in plan.extra_set.items()] + [(k, None) for k in plan.extra_deleted]
+        self.frontier = dumps(list(cp.frontier))
+        self.versions = dumps(dict(cp.versions))
+        self.seen = dumps({n: dict(v) for n, v in cp.versions_seen.items()})
+        self.failure = dumps(cp.failure) if cp.failure is not None else None
+
+
+def _union(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(w for w in windows if w[1] > w[0]):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteCheckpointer"]
