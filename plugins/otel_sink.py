@@ -100,14 +100,15 @@ class OtelSink:
 def console_providers(service_name: str) -> tuple[Any, Any]:
     """Providers printing to stdout, with ``service.name`` set."""
     from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import ConsoleLogExporter, SimpleLogRecordProcessor
+    from opentelemetry.sdk._logs import export as log_export
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
     resource = Resource.create({"service.name": service_name})
     logs = LoggerProvider(resource=resource)
-    logs.add_log_record_processor(SimpleLogRecordProcessor(ConsoleLogExporter()))
+    console = getattr(log_export, "ConsoleLogRecordExporter", None) or log_export.ConsoleLogExporter  # renamed in 1.3x
+    logs.add_log_record_processor(log_export.SimpleLogRecordProcessor(console()))
     traces = TracerProvider(resource=resource)
     traces.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     return logs, traces

@@ -51,11 +51,14 @@ VALUE_PATTERNS = (
     r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{32,}",
 )
 PAIR = re.compile(r"""(?P<key>["']?[A-Za-z][A-Za-z0-9_.\-]*["']?)(?P<sep>\s*[=:]\s*)"""
-                  r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&"']+)""")
+                  r"""(?P<value>"[^"]*"|'[^']*'|(?i:(?:bearer|basic|token|digest)\s+)?[^\s,;&"']+)""")
 
 
 def _compile(pattern: str) -> str:
-    re.compile(pattern)  # an invalid regex fails validation with its index in the key path
+    try:
+        re.compile(pattern)
+    except re.error as exc:  # pydantic reports ValueError with the list index in the key path
+        raise ValueError(f"invalid regular expression: {exc}") from None
     return pattern
 
 

@@ -55,3 +55,34 @@ def event_with_id(n: int, node: str = "n", step: int = 1) -> ErrorEvent:
     return ErrorEvent(id=uuid.UUID(int=n), when=datetime(2026, 1, 1, tzinfo=timezone.utc),
                       scope=NodeScope(node=node, step=step),
                       error=ErrorLadder(type="ValueError", message=f"event {n}"))
+
+
+# -- policy plugins (cap, redaction, settings) ------------------------------------------------------
+
+codes = st.none() | st.sampled_from(["railgraph.runner.node_failed", "app.warning", "app.quota"])
+
+small_events = st.builds(
+    ErrorEvent,
+    id=st.uuids(version=4),
+    when=utc_times,
+    scope=scopes,
+    error=st.builds(ErrorLadder, type=st.just("ValueError"), message=st.text(max_size=10), code=codes),
+)
+"""Events with a flat ladder: cheap to generate in long streams."""
+
+event_batches = st.lists(st.lists(small_events, min_size=1, max_size=6), min_size=1, max_size=12)
+"""A stream of merges: each inner list is what one superstep appends to extra["errors"]."""
+
+secrets = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", min_size=8, max_size=16) \
+    .map(lambda s: f"Zq9{s}")
+"""A secret value: distinctive enough that finding it in JSON is a real leak, not a coincidence."""
+
+denied_keys = st.sampled_from(["password", "db_password", "PASSWD", "secret", "api_key", "X-Api-Key", "apiKey",
+                               "token", "access_token", "Authorization", "cookie", "set-cookie", "session_id",
+                               "private_key", "client_secret", "credentials", "dbPassword", "auth"])
+"""Key names the redact plugin's default denylist must catch."""
+
+message_leaks = st.sampled_from(["password={}", "token: {}", "Authorization: Bearer {}", "api_key='{}'",
+                                 'connect failed "password": "{}"', "postgres://app:{}@db:5432/x",
+                                 "retry with secret={} later", "header Cookie={}"])
+"""Message templates that embed a secret the value patterns must catch."""
