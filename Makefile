@@ -14,8 +14,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/railgraph run examples/triage.py:graph --session demo; \
-	  $(VENV)/bin/railgraph errors demo
+	$(VENV)/bin/railgraph run examples/triage.py:graph --config examples/triage.toml --session demo && \
+	  $(VENV)/bin/railgraph errors demo --config examples/triage.toml
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -126,6 +126,8 @@ def _fmt_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return value if value and " " not in value else repr(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
     return str(value)
 
 
