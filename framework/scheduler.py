@@ -246,10 +246,13 @@ class Scheduler:
                 out[i] = self._attempts_sync(nodes[i], snapshot, make_ctx, self._call_sync)
 
         worker()
-        # a helper is appended before the thread that woke it finishes, so this sees every helper
+        # every node is taken now: a helper that has not started has nothing left to do, so cancel it
+        # rather than wait for its thread to be scheduled. A helper is appended before the thread
+        # that woke it finishes, so this loop sees every helper.
         i = 0
         while i < len(futures):
-            futures[i].result()
+            if not futures[i].cancel():
+                futures[i].result()
             i += 1
         return {o.node: o for o in out if o is not None}
 
