@@ -83,7 +83,7 @@ TARGET_HELP = ("TARGET is path/to/file.py:NAME or package.module:NAME, where NAM
 
 
 def _console(stderr: bool = False) -> Console:
-    console = Console(stderr=stderr, highlight=False, emoji=False)
+    console = Console(stderr=stderr, highlight=False, emoji=False, markup=False)  # user data is never markup
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # plain output is read by people and tools: do not wrap at 80
     return console
@@ -393,7 +393,8 @@ class Progress:
             errs = Text.assemble(("  errors so far: ", "dim"), (str(len(self.events)), "bold red" if self.events else ""))
             if self.events:
                 last = self.events[-1]
-                errs.append(f"  (last: {scope_text(last)} · {last.error.type}: {last.error.message})", style="dim")
+                message = last.error.message if len(last.error.message) <= 80 else last.error.message[:79] + "…"
+                errs.append(f"  (last: {scope_text(last)} · {last.error.type}: {message})", style="dim")
             lines.append(errs)
         return Group(*lines)
 

@@ -148,6 +148,11 @@ def where_line(where: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def _span(text: str, style: str) -> Text:
+    """`text` styled as a span (a base style would leak into everything appended after it)."""
+    return Text.assemble((text, style))
+
+
 def _rung_text(rung: ErrorLadder, label: str) -> Text:
     text = Text()
     if label:
@@ -177,12 +182,12 @@ def ladder_lines(top: ErrorLadder, gutter: str = "", *, trunk: bool = False) -> 
 
     def walk(rung: ErrorLadder, label: str, prefix: str, last: bool) -> None:
         arrow = "─ " if label.startswith("[") else "─▶ "
-        line = Text(gutter + prefix + ("└" if last else "├") + arrow, style=STYLE_GUTTER)
+        line = _span(gutter + prefix + ("└" if last else "├") + arrow, STYLE_GUTTER)
         line.append_text(_rung_text(rung, label))
         lines.append(line)
         inner = prefix + ("    " if last else "│   ")
         for note in rung.notes:
-            lines.append(Text(gutter + inner, style=STYLE_GUTTER) + Text("note: " + note, style=STYLE_DIM))
+            lines.append(_span(gutter + inner, STYLE_GUTTER) + _span("note: " + note, STYLE_DIM))
         kids = children(rung)
         for i, (kid, kid_label) in enumerate(kids):
             walk(kid, kid_label, inner, i == len(kids) - 1)
@@ -210,7 +215,7 @@ def render_diagnostic(diag: Diagnostic | RunnerError) -> Text:
     body: list[Text] = []
     if diag.ladder is not None:
         for note in diag.ladder.notes:
-            body.append(Text("  ├─ ", style=STYLE_GUTTER) + Text("note: " + note))
+            body.append(_span("  ├─ ", STYLE_GUTTER) + Text("note: " + note))
         ladder = ladder_lines(diag.ladder, "  ", trunk=True)
         if ladder:
             body.append(Text("  │", style=STYLE_GUTTER))
@@ -228,14 +233,14 @@ def render_diagnostic(diag: Diagnostic | RunnerError) -> Text:
     if diag.truncated:
         extras.append(("truncated", ", ".join(diag.truncated)))
     for name, value in extras:
-        body.append(Text("  ├─ ", style=STYLE_GUTTER) + Text(f"{name}: ", style=STYLE_DIM) + Text(value))
+        body.append(_span("  ├─ ", STYLE_GUTTER) + _span(f"{name}: ", STYLE_DIM) + Text(value))
     where = where_line(diag.where)
     lines: list[Text] = []
     if where:
-        lines.append(Text("  ┌─ ", style=STYLE_GUTTER) + Text(where))
+        lines.append(_span("  ┌─ ", STYLE_GUTTER) + Text(where))
     lines.extend(body)
     if diag.help:
-        lines.append(Text("  └─ ", style=STYLE_GUTTER) + Text("help: ", style=STYLE_HELP) + Text(diag.help))
+        lines.append(_span("  └─ ", STYLE_GUTTER) + _span("help: ", STYLE_HELP) + Text(diag.help))
     elif lines:
         lines.append(Text("  ╵", style=STYLE_GUTTER))
     for line in lines:
@@ -289,7 +294,7 @@ def render_event(event: ErrorEvent, index: int | None = None) -> Text:
     context = {k: v for k, v in event.context.items() if k != "session"}
     for name, data in (("details", details), ("context", context)):
         if data:
-            lines.append(Text(gutter) + Text(f"{name}: ", style=STYLE_DIM) + Text(_pairs(data)))
+            lines.append(Text(gutter) + _span(f"{name}: ", STYLE_DIM) + Text(_pairs(data)))
     if event.redacted:
         lines.append(Text(gutter + "redacted: " + ", ".join(event.redacted), style=STYLE_DIM))
     if event.truncated:
