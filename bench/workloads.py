@@ -26,7 +26,12 @@ W1_STEPS = 2000
 W2_WORKERS = 50
 W2_ROUNDS = 20
 W2_NODE_RUNS = W2_ROUNDS * (W2_WORKERS + 1)
-EVENT_TEXT = "x" * 300  # the payload that makes a W3 event ~300 bytes
+# the ~300-byte payload of a W3 event: ordinary error text (a 300-character run of one letter would
+# measure the redact plugin's secret scanner on a token-like string, not a typical event)
+EVENT_TEXT = ("tool call 'search_tickets' failed: upstream api.example.com answered HTTP 503 Service "
+              "Unavailable after 2.4 s (attempt 3 of 5); the response body said the service is temporarily "
+              "overloaded and to retry later. Falling back to the cached result set of the previous step, "
+              "so up to 14 tickets may be stale.").ljust(300, ".")[:300]
 
 
 @dataclass
