@@ -13,7 +13,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, rule
 
-from railgraph import END, START, ErrorEvent, GraphBuilder, MemoryCheckpointer, NodeFailed, NodePartial, Settings
+from railgraph import (END, START, ErrorEvent, GraphBuilder, MemoryCheckpointer, NodeFailed, NodePartial, Settings,
+                       StepReport, hookimpl)
+from railgraph.runner import VERIFY_MISMATCH
 from conftest import FixedClock
 
 MODES = ("legacy", "dual", "verify", "store-only")
@@ -22,6 +24,8 @@ SESSION = "s"
 
 class NothingLost(RuleBasedStateMachine):
     """The system under test is a graph whose node emits what a rule hands it; the model is a list."""
+
+    name = "nothing_lost_machine"
 
     backend = "memory"
     ids = Bundle("ids")
@@ -37,6 +41,7 @@ class NothingLost(RuleBasedStateMachine):
         self.dir = Path(tempfile.mkdtemp(prefix="railgraph-nothing-lost-"))
         self.memory = MemoryCheckpointer()
         self.graph: Any = None
+        self.diagnostics: list[ErrorEvent] = []
 
     # -- the system --------------------------------------------------------------------------------
 
@@ -54,7 +59,14 @@ class NothingLost(RuleBasedStateMachine):
         builder.add_edge(START, "emit")
         builder.add_edge("emit", END)
         self.graph = builder.compile(Settings(persistence=persistence, plugins=plugins), clock=self.clock,
-                                     checkpointer=self.memory if self.backend == "memory" else None)
+                                     checkpointer=self.memory if self.backend == "memory" else None,
+                                     plugins=[self])
+
+    @hookimpl
+    def after_step(self, report: StepReport) -> None:
+        """Collect the system's own diagnostics: verify mode reports extra["errors"] vs store mismatches
+        (after a flip from legacy, or when two different events share an id) as events, which count too."""
+        self.diagnostics.extend(e for e in report.events if e.code == VERIFY_MISMATCH)
 
     def node(self, state: Any) -> NodePartial:
         if self.fail_next:
@@ -70,6 +82,8 @@ class NothingLost(RuleBasedStateMachine):
         except NodeFailed as err:
             assert fail
             events = list(err.events)
+        events += self.diagnostics  # committed after the node's events, in the same step
+        self.diagnostics = []
         known = {e.id for e in self.model}
         for event in events:
             if event.id not in known:  # a reused id is the same event: stores are idempotent on id
