@@ -349,7 +349,7 @@ def commented_toml(models: Mapping[str, type[BaseModel]] | None = None) -> str:
             if value is None:
                 lines.append(f"# {name} =")
             else:
-                lines.append(tomli_w.dumps({name: _plain(value)}).strip())
+                lines.append(_toml_line(name, _plain(value)))
         lines.append("")
 
     table("runner", RunnerSettings)
@@ -359,6 +359,14 @@ def commented_toml(models: Mapping[str, type[BaseModel]] | None = None) -> str:
     for name, model in sorted((models or {}).items()):
         table(f"plugins.{name}", model)
     return "\n".join(lines)
+
+
+def _toml_line(name: str, value: Any) -> str:
+    """``name = value`` on one line (a mapping as an inline table, not a ``[name]`` header)."""
+    if isinstance(value, Mapping):
+        items = ", ".join(_toml_line(k, v) for k, v in value.items())
+        return f"{tomli_w.dumps({name: 0}).split('=')[0].strip()} = {{{' ' + items + ' ' if items else ''}}}"
+    return tomli_w.dumps({name: value}).strip()
 
 
 def _plain(value: Any) -> Any:

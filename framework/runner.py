@@ -23,7 +23,7 @@ from typing import Any
 
 from .barrier import BarrierPolicy, Channels, MergeResult, check_partial, merge, storable
 from .checkpoint import Checkpoint, Checkpointer, Delta
-from .config import Settings
+from .config import Settings, find_key_line
 from .errors import (
     BarrierError,
     CheckpointError,
@@ -108,8 +108,15 @@ class Runner:
                  clock: Callable[[], datetime] | None = None, ids: Callable[[], uuid.UUID] | None = None) -> None:
         self.spec = spec
         raw = settings if settings is not None else Settings()
-        self.plugins: Plugins = make_plugins(load_entrypoints=load_entrypoints, disable=raw.plugins.disable,
-                                             plugins=plugins)
+        try:
+            self.plugins: Plugins = make_plugins(load_entrypoints=load_entrypoints, disable=raw.plugins.disable,
+                                                 plugins=plugins)
+        except ConfigError as exc:
+            if exc.file is None and exc.key and raw.file is not None and raw.origins().get(exc.key) == "file":
+                line = find_key_line(raw.file, tuple(exc.key.split(".")))  # name the file and line it came from
+                raise ConfigError(f"{raw.file}:{line or '?'}: {exc.message}", file=str(raw.file), key=exc.key,
+                                  line=line) from None
+            raise
         self.settings = self.plugins.bind(raw)
         self.clock = clock or utc_now
         self.ids = ids or uuid.uuid4
