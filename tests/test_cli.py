@@ -661,3 +661,56 @@ def test_real_process_corrupt_store_exits_16(tmp_path):
         proc = real(*args, cwd=tmp_path)
         assert proc.returncode == 16, (args, proc.stderr)
         assert "error[railgraph.persistence.checkpoint_failed]" in proc.stderr
+
+
+def test_run_pauses_at_an_interrupt_exits_0_and_resumes(store, tmp_path):
+    """A run that pauses at interrupt_before exits 0 with a resume hint; --resume completes it."""
+    (tmp_path / "pause.toml").write_text('[persistence]\nbackend = "memory"\n[runner]\ninterrupt_before = ["greet"]\n')
+    paused = invoke("run", HELLO, "-c", "pause.toml", "-s", "p")
+    assert paused.exit_code == 0
+    assert "session p interrupted" in paused.stdout and "--session p --resume" in paused.stdout
+    assert store.latest("p").status == "interrupted"
+    rows = json.loads(invoke("sessions", "-c", "pause.toml", "--json").stdout)
+    assert rows[0]["status"] == "interrupted"
+    resumed = invoke("run", HELLO, "-c", "pause.toml", "-s", "p", "--resume")
+    assert resumed.exit_code == 0 and store.latest("p").status == "completed"
+
+
+def test_live_view_tracks_running_nodes_steps_and_errors():
+    """On a terminal, wrapped nodes show as running while they run and the panel counts steps and events."""
+    import dataclasses
+    import io
+    import uuid as _uuid
+    from datetime import datetime, timezone
+
+    from rich.console import Console
+
+    from railgraph import StepReport
+    from railgraph.cli import Progress, _wrap_nodes, load_target
+    from railgraph.events import NodeScope, make_event
+    from railgraph.state import Snapshot
+
+    progress = Progress(Console(file=io.StringIO()), "live", live=True)
+    seen: list[dict] = []
+    spec = load_target(HELLO)
+    greet = spec.nodes["greet"]
+
+    def spy(state, ctx):
+        seen.append(dict(progress.running))
+        return greet.fn(state, ctx)
+
+    spec = dataclasses.replace(spec, nodes={**spec.nodes, "greet": dataclasses.replace(greet, fn=spy)})
+    wrapped = _wrap_nodes(spec, progress.running)
+    snap = Snapshot((), {}, (), {"messages": 1, "extra": 1, "errors": 1})
+    assert wrapped.nodes["greet"].fn(snap, None)["extra"] == {"n": 0}
+    assert list(seen[0]) == ["greet"] and progress.running == {}
+    event = make_event("slow CRM", scope=NodeScope(node="lookup", step=3), id=_uuid.UUID(int=5),
+                       when=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    progress.after_step(report=StepReport("live", 3, ("lookup",), {}, (event,), "running", {}))
+    progress.after_step(report=StepReport("other", 9, ("x",), {}, (event,), "running", {}))  # another session
+    buf = io.StringIO()
+    Console(file=buf, width=200).print(progress)
+    panel = buf.getvalue()
+    assert "session live" in panel and "step 3" in panel
+    assert "last step ran: lookup" in panel
+    assert "errors so far: 1" in panel and "slow CRM" in panel
