@@ -143,22 +143,33 @@ def bench_w2(repeat: int, lg_repeat: int) -> list[Row]:
 
 
 def bench_w1_sqlite(repeat: int, lg_repeat: int) -> list[Row]:
-    rg_runs: list[w.Run] = []
-    with scratch_dir():
-        run = w.rg_w1("sqlite")
-        run()
-        rg_runs = [run() for _ in range(repeat)]
-        run.graph.close()  # type: ignore[attr-defined]
-    lg_runs: list[w.Run] = []
+    def rg_runs(synchronous: str | None) -> list[w.Run]:
+        with scratch_dir():
+            run = w.rg_w1("sqlite", synchronous=synchronous)
+            run()
+            runs = [run() for _ in range(repeat)]
+            run.graph.close()  # type: ignore[attr-defined]
+        return runs
+
+    rg, rg_full = median_us(rg_runs(None)), median_us(rg_runs("FULL"))
     with scratch_dir() as d:
         run = w.lg_w1("sqlite", path=str(d / "lg.db"))
         run()
         lg_runs = [run() for _ in range(lg_repeat)]
         run.checkpointer.conn.close()  # type: ignore[attr-defined]
-    rg, lg = median_us(rg_runs), median_us(lg_runs)
-    print(f"  W1 on SQLite: railgraph {rg:.1f} µs/step; LangGraph SqliteSaver {lg:.1f}")
-    return [Row("W1 on SQLite", "µs per superstep", fmt(rg), f"{fmt(lg)} (SqliteSaver)", f"{lg / rg:.1f}×",
-                "≥ 8× fewer", verdict(lg / rg >= 8))]
+    lg = median_us(lg_runs)
+    print(f"  W1 on SQLite: railgraph {rg:.1f} µs/step (synchronous=FULL: {rg_full:.1f}); "
+          f"LangGraph SqliteSaver {lg:.1f}")
+    return [
+        Row("W1 on SQLite", "µs per superstep", f"{fmt(rg)} (default)", f"{fmt(lg)} (SqliteSaver)",
+            f"{lg / rg:.1f}×", "≥ 8× fewer", verdict(lg / rg >= 8),
+            ["W1 on SQLite, railgraph default: WAL with `synchronous = NORMAL` (every committed step survives "
+             "a killed process; the last ones may not survive a power cut). LangGraph's `SqliteSaver` sets WAL "
+             "and keeps SQLite's default `synchronous = FULL` (an fsync per commit). The `synchronous = FULL` "
+             "row is the like-for-like durability comparison."]),
+        Row("W1 on SQLite", "µs per superstep", f"{fmt(rg_full)} (synchronous=FULL)", f"{fmt(lg)} (SqliteSaver)",
+            f"{lg / rg_full:.1f}×", "(informative)", ""),
+    ]
 
 
 def bench_w3() -> list[Row]:

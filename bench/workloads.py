@@ -69,14 +69,18 @@ def file_size(path: str) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _rg_settings(backend: str) -> Any:
+def _rg_settings(backend: str, synchronous: str | None = None) -> Any:
     from railgraph import Settings
 
-    return Settings(persistence={"backend": backend}, runner={"max_steps": W1_STEPS + 10})
+    plugins = {"sqlite_store": {"synchronous": synchronous}} if synchronous else {}
+    return Settings(persistence={"backend": backend}, runner={"max_steps": W1_STEPS + 10}, plugins=plugins)
 
 
-def rg_w1(backend: str = "memory", *, events: bool = False) -> Callable[[], Run]:
-    """W1 (or W3 with `events`) on railgraph with `backend` (``memory`` or ``sqlite``)."""
+def rg_w1(backend: str = "memory", *, events: bool = False, synchronous: str | None = None) -> Callable[[], Run]:
+    """W1 (or W3 with `events`) on railgraph with `backend` (``memory`` or ``sqlite``).
+
+    `synchronous` sets the sqlite store's ``synchronous`` (``None``: its default, ``NORMAL``).
+    """
     from railgraph import END, START, GraphBuilder, NodePartial
 
     stamps: list[float] = []
@@ -96,7 +100,7 @@ def rg_w1(backend: str = "memory", *, events: bool = False) -> Callable[[], Run]
     b.add_node("inc", inc)
     b.add_edge(START, "inc")
     b.add_conditional_edges("inc", lambda s: "inc" if s.extra["n"] < W1_STEPS else END)
-    graph = b.compile(settings=_rg_settings(backend))
+    graph = b.compile(settings=_rg_settings(backend, synchronous))
 
     def run() -> Run:
         stamps.clear()
