@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import CheckpointError, SessionBusyError
 from .events import ErrorEvent
-from .state import FrozenDict, Message, NodePartial, freeze
+from .state import ERRORS_KEY, FrozenDict, Message, NodePartial, freeze
 
 STATUSES = ("running", "interrupted", "completed", "failed")
 
@@ -166,9 +166,12 @@ class Checkpointer(Protocol):
 # ---------------------------------------------------------------------------------------------
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def dumps(value: Any) -> str:
     """Compact, deterministic JSON for stored values. Raises `TypeError` for unstorable values."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODE(value)  # one encoder, built once: json.dumps with options builds one per call
 
 
 def encode_partial(partial: NodePartial) -> dict[str, Any]:
@@ -377,8 +380,6 @@ def plan_write(prev: Checkpoint | None, cp: Checkpoint, delta: Delta) -> WritePl
     does not describe them, the plan rewrites the affected window instead of trusting it, so a
     store's loaded checkpoint always equals the committed one.
     """
-    from .state import ERRORS_KEY  # local: keeps the import block of this module unchanged
-
     new_errors = cp.extra.get(ERRORS_KEY)
     summary, entries = _split_summary(new_errors) if new_errors is not None else (None, ())
     store_events = cp.events if delta.write_errors_store else ()
@@ -477,6 +478,62 @@ def load_versions_seen(text: str | None, session: str, step: int) -> Mapping[str
     return freeze(data)
 
 
+def decode_checkpoint(session: str, step: int, *, status: str, created_at: str, interrupt: str | None,
+                      frontier: str, versions: str, seen: str, failure: str | None, pending: str | None,
+                      messages: Iterable[tuple[Any, str]], extra: Iterable[tuple[str, str | None]],
+                      errors: Iterable[tuple[Any, str | None]] | None,
+                      events: Iterable[tuple[Any, str]]) -> Checkpoint:
+    """Build a `Checkpoint` from a store's row texts; any bad part is a `CheckpointError` naming it.
+
+    Args:
+        messages: ``(position, json)`` of the window, in order.
+        extra: ``(key, json)`` of user keys (``None`` json: a deleted key, skipped).
+        errors: ``(label, json)`` of ``extra["errors"]`` in order (the summary first, if any), or
+            ``None`` when the checkpoint has no ``errors`` key.
+        events: ``(label, json)`` of the checkpoint's outbox events, in order.
+        the rest: the JSON (or text) columns of the checkpoint row.
+    """
+    msgs = []
+    for pos, text in messages:
+        data = load_stored(text, session, step, f"message {pos}")
+        try:
+            msgs.append(Message.coerce(data))
+        except Exception as exc:
+            raise corrupt(session, step, f"message {pos} is unreadable ({exc})", exc) from exc
+    values: dict[str, Any] = {}
+    for key, text in extra:
+        if text is not None:
+            values[key] = freeze(load_stored(text, session, step, f"extra[{key!r}]"))
+    if errors is not None:
+        values[ERRORS_KEY] = tuple(load_stored_event(text, session, step, f'extra["errors"] entry {label}')
+                                   if text is not None else _missing(session, step, f'extra["errors"] entry {label}')
+                                   for label, text in errors)
+    committed = tuple(load_stored_event(text, session, step, f"outbox event {label}") for label, text in events)
+    try:
+        when = datetime.fromisoformat(created_at)
+    except (TypeError, ValueError) as exc:
+        raise corrupt(session, step, f"created_at {created_at!r} is not a time", exc) from exc
+    frontier_data = load_stored(frontier, session, step, "frontier")
+    versions_data = load_stored(versions, session, step, "versions")
+    if not isinstance(frontier_data, list) or not all(isinstance(n, str) for n in frontier_data):
+        raise corrupt(session, step, "frontier is not a list of node names")
+    if not isinstance(versions_data, dict) or not all(type(v) is int for v in versions_data.values()):
+        raise corrupt(session, step, "versions is not an object of integers")
+    failure_data = load_stored(failure, session, step, "failure")
+    if failure_data is not None and not isinstance(failure_data, dict):
+        raise corrupt(session, step, "failure is not an object")
+    return Checkpoint(session=session, step=step, status=status, messages=tuple(msgs), extra=FrozenDict(values),
+                      versions=FrozenDict(versions_data), frontier=tuple(frontier_data),
+                      versions_seen=load_versions_seen(seen, session, step),
+                      pending_writes=load_pending_writes(pending, session, step), events=committed,
+                      failure=freeze(failure_data) if failure_data is not None else None, created_at=when,
+                      interrupt=interrupt)
+
+
+def _missing(session: str, step: int, what: str) -> Any:
+    raise corrupt(session, step, f"{what} is missing")
+
+
 EMPTY_EXTRA: Mapping[str, Any] = FrozenDict()
 
 __all__ = [
@@ -493,6 +550,7 @@ __all__ = [
     "dumps",
     "encode_partial",
     "WritePlan",
+    "decode_checkpoint",
     "encode_pending_writes",
     "load_pending_writes",
     "load_stored",

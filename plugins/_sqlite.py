@@ -42,17 +42,14 @@ from railgraph.checkpoint import (
     Delta,
     SessionInfo,
     corrupt,
+    decode_checkpoint,
     dumps,
     encode_pending_writes,
-    load_pending_writes,
-    load_stored,
     load_stored_event,
-    load_versions_seen,
     plan_write,
 )
 from railgraph.errors import CheckpointError, SessionBusyError
 from railgraph.events import ErrorEvent
-from railgraph.state import ERRORS_KEY, FrozenDict, Message, freeze
 
 SCHEMA_VERSION = 1
 ROW_FORMAT = 1
@@ -61,9 +58,8 @@ T = TypeVar("T")
 
 _V1 = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-    """CREATE TABLE sessions (session TEXT PRIMARY KEY, status TEXT NOT NULL, steps INTEGER NOT NULL,
-        errors INTEGER NOT NULL, last_error TEXT, updated TEXT NOT NULL) WITHOUT ROWID""",
-    "CREATE INDEX sessions_updated ON sessions (updated)",
+    """CREATE TABLE sessions (session TEXT PRIMARY KEY, errors INTEGER NOT NULL, last_error TEXT)
+        WITHOUT ROWID""",
     """CREATE TABLE checkpoints (session TEXT NOT NULL, step INTEGER NOT NULL, format INTEGER NOT NULL,
         status TEXT NOT NULL, created_at TEXT NOT NULL, interrupt TEXT, frontier TEXT NOT NULL,
         versions TEXT NOT NULL, seen TEXT NOT NULL, failure TEXT, pending TEXT, pending_from INTEGER,
@@ -312,69 +308,38 @@ class SqliteCheckpointer:
         if fmt != ROW_FORMAT:
             raise corrupt(session, step, f"unknown checkpoint format version {fmt!r} (this railgraph reads "
                           f"{ROW_FORMAT}); upgrade railgraph")
-        messages = []
-        for pos, text in conn.execute("SELECT pos, data FROM messages WHERE session = ? AND pos >= ? AND pos < ? "
-                                      "ORDER BY pos", (session, msg_start, msg_end)):
-            try:
-                messages.append(Message.coerce(load_stored(text, session, step, f"message {pos}")))
-            except CheckpointError:
-                raise
-            except Exception as exc:
-                raise corrupt(session, step, f"message {pos} is unreadable ({exc})", exc) from exc
+        messages = conn.execute("SELECT pos, data FROM messages WHERE session = ? AND pos >= ? AND pos < ? "
+                                "ORDER BY pos", (session, msg_start, msg_end)).fetchall()
         if len(messages) != msg_end - msg_start:
             raise corrupt(session, step, f"{msg_end - msg_start - len(messages)} message row(s) are missing")
-        extra: dict[str, Any] = {}
-        for key, text, _ in conn.execute("SELECT key, value, MAX(step) FROM extra WHERE session = ? AND step <= ? "
-                                         "GROUP BY key", (session, step)):
-            if text is not None:
-                extra[key] = freeze(load_stored(text, session, step, f"extra[{key!r}]"))
+        extra = [(k, v) for k, v, _ in conn.execute(
+            "SELECT key, value, MAX(step) FROM extra WHERE session = ? AND step <= ? GROUP BY key", (session, step))]
+        errors: list[tuple[Any, str | None]] | None = None
         if rail_present:
-            arr: list[ErrorEvent] = []
+            errors = []
             if summary_from is not None:
                 srow = conn.execute("SELECT data FROM summaries WHERE session = ? AND step = ?",
                                     (session, summary_from)).fetchone()
-                if srow is None:
-                    raise corrupt(session, step, f"the cap summary of step {summary_from} is missing")
-                arr.append(load_stored_event(srow[0], session, step, 'the cap summary of extra["errors"]'))
-            for pos, text in conn.execute(
-                    "SELECT r.pos, COALESCE(r.data, o.data) FROM rail r LEFT JOIN outbox o ON o.seq = r.seq "
-                    "WHERE r.session = ? AND r.pos >= ? AND r.pos < ? ORDER BY r.pos", (session, rail_start, rail_end)):
-                if text is None:
-                    raise corrupt(session, step, f'extra["errors"] entry {pos} has no data')
-                arr.append(load_stored_event(text, session, step, f'extra["errors"] entry {pos}'))
-            if len(arr) != rail_end - rail_start + (summary_from is not None):
+                errors.append((f"(the cap summary of step {summary_from})", srow[0] if srow else None))
+            errors += conn.execute(
+                "SELECT r.pos, COALESCE(r.data, o.data) FROM rail r LEFT JOIN outbox o ON o.seq = r.seq "
+                "WHERE r.session = ? AND r.pos >= ? AND r.pos < ? ORDER BY r.pos", (session, rail_start, rail_end))
+            if len(errors) != rail_end - rail_start + (summary_from is not None):
                 raise corrupt(session, step, 'entries of extra["errors"] are missing')
-            extra[ERRORS_KEY] = tuple(arr)
-        events: list[ErrorEvent] = []
-        if ev_count:
-            for seq, text in conn.execute("SELECT seq, data FROM outbox WHERE seq >= ? AND seq < ? ORDER BY seq",
-                                          (ev_seq, ev_seq + ev_count)):
-                events.append(load_stored_event(text, session, step, f"outbox event {seq}"))
-            if len(events) != ev_count:
-                raise corrupt(session, step, "outbox events of the checkpoint are missing")
+        events = conn.execute("SELECT seq, data FROM outbox WHERE seq >= ? AND seq < ? ORDER BY seq",
+                              (ev_seq, ev_seq + ev_count)).fetchall() if ev_count else []
+        if len(events) != ev_count:
+            raise corrupt(session, step, "outbox events of the checkpoint are missing")
         if pending_from is not None and pending_from != step:
             prow = conn.execute("SELECT pending FROM checkpoints WHERE session = ? AND step = ?",
                                 (session, pending_from)).fetchone()
             pending = prow[0] if prow else None
             if pending is None:
                 raise corrupt(session, step, f"the pending writes stored at step {pending_from} are missing")
-        try:
-            when = datetime.fromisoformat(created_at)
-        except (TypeError, ValueError) as exc:
-            raise corrupt(session, step, f"created_at {created_at!r} is not a time", exc) from exc
-        frontier_data = load_stored(frontier, session, step, "frontier")
-        versions_data = load_stored(versions, session, step, "versions")
-        if not isinstance(frontier_data, list) or not isinstance(versions_data, dict):
-            raise corrupt(session, step, "frontier or versions have the wrong shape")
-        failure_data = load_stored(failure, session, step, "failure")
-        cp = Checkpoint(
-            session=session, step=step, status=status, messages=tuple(messages), extra=FrozenDict(extra),
-            versions=FrozenDict(versions_data), frontier=tuple(frontier_data),
-            versions_seen=load_versions_seen(seen, session, step),
-            pending_writes=load_pending_writes(pending, session, step), events=tuple(events),
-            failure=freeze(failure_data) if failure_data is not None else None, created_at=when, interrupt=interrupt)
-        meta = _Meta(step, msg_start, msg_end, bool(rail_present), rail_start, rail_end, summary_from, pending_from)
-        return cp, meta
+        cp = decode_checkpoint(session, step, status=status, created_at=created_at, interrupt=interrupt,
+                               frontier=frontier, versions=versions, seen=seen, failure=failure, pending=pending,
+                               messages=messages, extra=extra, errors=errors, events=events)
+        return cp, _Meta(step, msg_start, msg_end, bool(rail_present), rail_start, rail_end, summary_from, pending_from)
 
     def _load(self, session: str, step: int | None) -> tuple[Checkpoint, _Meta] | None:
         def read(conn: sqlite3.Connection) -> tuple[Checkpoint, _Meta] | None:
@@ -462,9 +427,12 @@ class SqliteCheckpointer:
     def sessions(self) -> list[SessionInfo]:
         """Every stored session, most recently updated first."""
         def read(conn: sqlite3.Connection) -> list[SessionInfo]:
-            rows = conn.execute("SELECT session, status, steps, errors, last_error, updated FROM sessions "
-                                "ORDER BY updated DESC, session").fetchall()
-            return [SessionInfo(s, st, n, e, last, datetime.fromisoformat(u)) for s, st, n, e, last, u in rows]
+            rows = conn.execute(
+                "SELECT s.session, c.status, c.step, s.errors, s.last_error, c.created_at FROM sessions s "
+                "JOIN checkpoints c ON c.session = s.session AND c.step = (SELECT MAX(step) FROM checkpoints "
+                "WHERE session = s.session)").fetchall()
+            out = [SessionInfo(s, st, n, e, last, datetime.fromisoformat(u)) for s, st, n, e, last, u in rows]
+            return sorted(out, key=lambda i: (i.updated, i.session), reverse=True)
         return self._guard(None, None, lambda: self._tx(read, write=False))
 
     # -- writing -----------------------------------------------------------------------------------
@@ -576,11 +544,13 @@ class SqliteCheckpointer:
                              stamp(event.when), seq, None if seq is not None else event.to_json()))
             conn.executemany("INSERT OR IGNORE INTO errors (id, session, step, ord, node, code, scope, at, seq, data) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        last_error = cp.events[-1].summary_line() if cp.events else None
-        ex("INSERT INTO sessions (session, status, steps, errors, last_error, updated) VALUES (?, ?, ?, ?, ?, ?) "
-           "ON CONFLICT (session) DO UPDATE SET status = excluded.status, steps = excluded.steps, "
-           "errors = errors + excluded.errors, last_error = COALESCE(excluded.last_error, last_error), "
-           "updated = excluded.updated", (session, cp.status, step, len(cp.events), last_error, stamp(cp.created_at)))
+        # the session row changes only with events (status and steps are read from the newest checkpoint)
+        if cp.events:
+            ex("INSERT INTO sessions (session, errors, last_error) VALUES (?, ?, ?) ON CONFLICT (session) DO UPDATE "
+               "SET errors = errors + excluded.errors, last_error = excluded.last_error",
+               (session, len(cp.events), cp.events[-1].summary_line()))
+        elif meta is None:
+            ex("INSERT OR IGNORE INTO sessions (session, errors, last_error) VALUES (?, 0, NULL)", (session,))
         return _Meta(step, msg_start, msg_end, plan.errors_present, rail_start, rail_end, summary_from, pending_from)
 
     # -- migration off extra["errors"] -------------------------------------------------------------
