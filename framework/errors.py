@@ -178,7 +178,7 @@ class NodeFailed(NodeError):
     """A node raised an exception (after any retries)."""
 
     code = "railgraph.runner.node_failed"
-    help = "The node raised; fix the cause below, then resume with `graph.invoke(None, session=...)`."
+    help = "The node raised; fix the cause below, then resume: `graph.invoke(None, SESSION_ID)` or `railgraph run TARGET --session ID --resume`."
     exit_code = 10
 
 
