@@ -69,17 +69,21 @@ def file_size(path: str) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _rg_settings(backend: str, synchronous: str | None = None) -> Any:
+def _rg_settings(backend: str, synchronous: str | None = None, disable: tuple[str, ...] = ()) -> Any:
     from railgraph import Settings
 
-    plugins = {"sqlite_store": {"synchronous": synchronous}} if synchronous else {}
+    plugins: dict[str, Any] = {"sqlite_store": {"synchronous": synchronous}} if synchronous else {}
+    if disable:
+        plugins["disable"] = list(disable)
     return Settings(persistence={"backend": backend}, runner={"max_steps": W1_STEPS + 10}, plugins=plugins)
 
 
-def rg_w1(backend: str = "memory", *, events: bool = False, synchronous: str | None = None) -> Callable[[], Run]:
+def rg_w1(backend: str = "memory", *, events: bool = False, synchronous: str | None = None,
+          disable: tuple[str, ...] = ()) -> Callable[[], Run]:
     """W1 (or W3 with `events`) on railgraph with `backend` (``memory`` or ``sqlite``).
 
-    `synchronous` sets the sqlite store's ``synchronous`` (``None``: its default, ``NORMAL``).
+    `synchronous` sets the sqlite store's ``synchronous`` (``None``: its default, ``NORMAL``);
+    `disable` names plugins not to load (e.g. ``redact``).
     """
     from railgraph import END, START, GraphBuilder, NodePartial
 
@@ -100,7 +104,7 @@ def rg_w1(backend: str = "memory", *, events: bool = False, synchronous: str | N
     b.add_node("inc", inc)
     b.add_edge(START, "inc")
     b.add_conditional_edges("inc", lambda s: "inc" if s.extra["n"] < W1_STEPS else END)
-    graph = b.compile(settings=_rg_settings(backend, synchronous))
+    graph = b.compile(settings=_rg_settings(backend, synchronous, disable))
 
     def run() -> Run:
         stamps.clear()
