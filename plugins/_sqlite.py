@@ -135,7 +135,7 @@ class _SessionLocks:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         self.lock = threading.Lock()
-        self.held: dict[int, tuple[str, int]] = {}
+        self.held: dict[int, tuple[str, int, int]] = {}
 
     @classmethod
     def for_path(cls, path: str) -> _SessionLocks:
@@ -150,12 +150,12 @@ class _SessionLocks:
     def offset(session: str) -> int:
         return int.from_bytes(hashlib.blake2b(session.encode(), digest_size=8).digest(), "big") >> 2
 
-    def acquire(self, session: str) -> None:
-        off, me = self.offset(session), threading.get_ident()
+    def acquire(self, session: str, owner: tuple[int, int]) -> None:
+        off, me = self.offset(session), (session, *owner)
         with self.lock:
-            owner = self.held.get(off)
-            if owner is not None:
-                if owner == (session, me):
+            holder = self.held.get(off)
+            if holder is not None:
+                if holder == me:
                     return
                 raise SessionBusyError(f"session {session!r} is being run by another worker in this process",
                                        session=session)
@@ -166,7 +166,7 @@ class _SessionLocks:
                     raise SessionBusyError(f"session {session!r} is being run by another process "
                                            f"(claim held on {self.path})", session=session) from None
                 raise CheckpointError(f"could not claim session {session!r}: {exc}", session=session) from exc
-            self.held[off] = (session, me)
+            self.held[off] = me
 
     def release(self, session: str) -> None:
         off = self.offset(session)
@@ -289,8 +289,12 @@ class SqliteCheckpointer:
     # -- claims ------------------------------------------------------------------------------------
 
     def acquire(self, session: str) -> None:
-        """Claim `session` across processes; raise `SessionBusyError` if another worker holds it."""
-        self._locks.acquire(session)
+        """Claim `session` across processes; raise `SessionBusyError` if another worker holds it.
+
+        The same store in the same thread may claim again (as the memory store allows); another
+        thread, another store instance or another process is another worker.
+        """
+        self._locks.acquire(session, (id(self), threading.get_ident()))
         self._mine.add(session)
 
     def release(self, session: str) -> None:
