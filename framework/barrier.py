@@ -151,12 +151,17 @@ def errors_delta(old: tuple[ErrorEvent, ...], appended: tuple[ErrorEvent, ...],
     """
     old_summary, old_entries = _split(old)
     summary, entries = _split(new)
-    total = old_entries + appended
-    dropped = len(total) - len(entries)
-    ok = dropped >= 0 and (not entries or (entries[0] is total[dropped] and entries[-1] is total[-1]))
+    n_old = len(old_entries)
+    n_total = n_old + len(appended)
+
+    def total(k: int) -> ErrorEvent:  # item k of old_entries + appended, without copying both per step
+        return old_entries[k] if k < n_old else appended[k - n_old]
+
+    dropped = n_total - len(entries)
+    ok = dropped >= 0 and (not entries or (entries[0] is total(dropped) and entries[-1] is total(n_total - 1)))
     if ok and len(entries) > 2:
         mid = len(entries) // 2
-        ok = entries[mid] is total[dropped + mid]
+        ok = entries[mid] is total(dropped + mid)
     return max(dropped, 0), summary, summary is not old_summary, not ok
 
 
