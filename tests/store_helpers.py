@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from railgraph import END, START, GraphBuilder, NodeScope, Settings
 from railgraph.checkpoint import Checkpointer, MemoryCheckpointer
 from railgraph.events import make_event, utc_now
@@ -107,6 +105,8 @@ class Backend:
 
 def make_backend(name: str, tmp_path: Path) -> Backend:
     """A `Backend` for `name` (``memory``, ``sqlite``, ``postgres``); skips postgres without a DSN."""
+    import pytest  # here: the worker script imports this module without pytest
+
     if name == "postgres":
         dsn = pg_dsn()
         if dsn is None:
@@ -119,8 +119,10 @@ def make_backend(name: str, tmp_path: Path) -> Backend:
 
 def backend_fixture(names: tuple[str, ...]) -> Callable[..., Iterator[Backend]]:
     """A pytest fixture parametrized over `names`."""
+    import pytest
+
     @pytest.fixture(params=names)
-    def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    def backend(request: Any, tmp_path: Path) -> Iterator[Backend]:
         b = make_backend(request.param, tmp_path)
         try:
             yield b
@@ -134,12 +136,15 @@ def backend_fixture(names: tuple[str, ...]) -> Callable[..., Iterator[Backend]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def counter_graph(steps: int, *, fail_at: int | None = None, marker: Path | None = None) -> GraphBuilder:
+def counter_graph(steps: int | list[int], *, fail_at: int | None = None, marker: Path | None = None) -> GraphBuilder:
     """A loop: ``tick`` adds 1 to ``extra["n"]``, a message, and one known event per step, until `steps`.
 
-    With `fail_at`, ``tick`` raises once when it would reach that count, unless `marker` exists
-    (the failure writes it, so a later run heals).
+    `steps` may be a one-item list, read at every step (a caller can set the target after
+    compiling). With `fail_at`, ``tick`` raises once when it would reach that count, unless
+    `marker` exists (the failure writes it, so a later run heals).
     """
+    limit = steps if isinstance(steps, list) else [steps]
+
     def tick(state: Any, ctx: Any) -> dict[str, Any]:
         n = state.extra.get("n", 0) + 1
         if fail_at is not None and n == fail_at and not (marker and marker.exists()):
@@ -153,7 +158,7 @@ def counter_graph(steps: int, *, fail_at: int | None = None, marker: Path | None
     b = GraphBuilder()
     b.add_node("tick", tick)
     b.add_edge(START, "tick")
-    b.add_conditional_edges("tick", lambda s: "tick" if s.extra["n"] < steps else END)
+    b.add_conditional_edges("tick", lambda s: "tick" if s.extra["n"] < limit[0] else END)
     return b
 
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from store_helpers import counter_graph, fanout_graph  # noqa: E402
 
 from railgraph import RunnerError, Settings  # noqa: E402
+from railgraph.render import diagnostic_from_failure, format_diagnostic  # noqa: E402
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -50,6 +51,7 @@ def report(graph: Any, session: str, **more: Any) -> dict[str, Any]:
         "extra_errors": [str(e.id) for e in (cp.extra.get("errors", ()) if cp else ())],
         "failure": dict(failure[0]) if failure else None,
         "failure_event": failure[1].to_json() if failure and failure[1] else None,
+        "diagnostic": format_diagnostic(diagnostic_from_failure(*failure)) if failure else None,
     }
     if cp is not None:
         out.update(step=cp.step, status=cp.status, extra={k: v for k, v in cp.extra.items() if k != "errors"},
@@ -76,14 +78,18 @@ def main() -> None:
     p.add_argument("--heal", action="store_true")
     p.add_argument("--runs")
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--more", type=int, help="counter: run this many steps past the stored count")
+    p.add_argument("--announce", action="store_true", help="print 'started' just before running")
     args = p.parse_args()
     s = settings(args)
     error: dict[str, Any] | None = None
     if args.command == "fanout":
+        limit = [0]
         graph = fanout_graph(Path(args.runs), args.heal).compile(settings=s)
     else:
         marker = Path(args.marker) if args.marker else None
-        graph = counter_graph(args.steps, fail_at=args.fail_at, marker=marker).compile(settings=s)
+        limit = [args.steps]
+        graph = counter_graph(limit, fail_at=args.fail_at, marker=marker).compile(settings=s)
     with graph:
         store = graph.runner.checkpointer
         if args.command == "backfill":
@@ -92,11 +98,17 @@ def main() -> None:
                               "events_added": r.events_added, "dry_run": r.dry_run}))
             return
         if args.command in ("counter", "fanout"):
-            started = store.latest(args.session) is not None
+            latest = store.latest(args.session)
+            started = latest is not None
+            if args.more is not None:
+                limit[0] = (latest.extra.get("n", 0) if latest else 0) + args.more
+            if args.announce:
+                print("started", flush=True)
             try:
                 graph.invoke(None if started else {"extra": {"n": 0}}, session=args.session)
             except RunnerError as exc:
-                error = {"code": exc.code, "message": exc.message, "type": type(exc).__name__}
+                error = {"code": exc.code, "message": exc.message, "type": type(exc).__name__,
+                         "diagnostic": format_diagnostic(exc)}
         print(json.dumps(report(graph, args.session, raised=error)))
 
 
