@@ -104,8 +104,15 @@ def main() -> None:
                 limit[0] = (latest.extra.get("n", 0) if latest else 0) + args.more
             if args.announce:
                 print("started", flush=True)
+            # a new session starts at n = 0; a completed one restarts at the entry with its state; else resume
+            if not started:
+                given: Any = {"extra": {"n": 0}}
+            elif latest.status == "completed":
+                given = {"extra": {}}
+            else:
+                given = None
             try:
-                graph.invoke(None if started else {"extra": {"n": 0}}, session=args.session)
+                graph.invoke(given, session=args.session)
             except RunnerError as exc:
                 error = {"code": exc.code, "message": exc.message, "type": type(exc).__name__,
                          "diagnostic": format_diagnostic(exc)}
