@@ -1,0 +1,151 @@
+"""Bad stored data: corrupt JSON, unknown row formats, newer or unknown schema versions, foreign files.
+
+Every case is a clear `CheckpointError` naming the session and step where there is one, and
+nothing stored is overwritten: SQLite file bytes and PostgreSQL rows are compared before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from store_helpers import Backend, backend_fixture, counter_graph
+
+from railgraph import CheckpointError
+
+durable = backend_fixture(("sqlite", "postgres"))
+
+
+def populate(backend: Backend, session: str = "bad", steps: int = 4) -> None:
+    """Run the counter for `steps` supersteps (one event each) and close the store."""
+    graph = counter_graph(steps).compile(checkpointer=backend.open())
+    graph.invoke({"extra": {"n": 0}}, session=session)
+    graph.close()
+
+
+def execute(backend: Backend, sql: str) -> None:
+    """Run one statement directly against the backend (``{s}`` is the PostgreSQL schema)."""
+    if backend.name == "sqlite":
+        with sqlite3.connect(backend.path) as conn:
+            conn.execute(sql.replace("{s}.", ""))
+        conn.close()
+        return
+    import psycopg
+    with psycopg.connect(backend.dsn, autocommit=True) as pg:
+        pg.execute(sql.replace("{s}.", f"{backend.schema}."))
+
+
+def snapshot(backend: Backend) -> Any:
+    """Every stored row (PostgreSQL) or the file bytes with no connection open (SQLite)."""
+    if backend.name == "sqlite":
+        return hashlib.sha256(backend.path.read_bytes()).hexdigest()
+    import psycopg
+    out = {}
+    with psycopg.connect(backend.dsn) as pg:
+        for (table,) in pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
+                                   (backend.schema,)).fetchall():
+            out[table] = sorted(map(repr, pg.execute(f"SELECT * FROM {backend.schema}.{table}").fetchall()))
+    return out
+
+
+def close_all(backend: Backend) -> None:
+    """Close every store instance opened so far (SQLite folds its WAL back into the file)."""
+    for store in backend.opened:
+        store.close()
+    backend.opened.clear()
+
+
+@pytest.mark.parametrize(("sql", "step", "what"), [
+    ("UPDATE {s}.extra SET value = '{not json' WHERE key = 'n' AND step = 5", 5, "extra['n']"),
+    # the rail entry of step 5 shares the outbox row: extra["errors"] is decoded first
+    ("UPDATE {s}.outbox SET data = '{\"id\": 1}' WHERE step = 5", 5, 'extra["errors"] entry 3 is unreadable'),
+    ("UPDATE {s}.rail SET data = 'nope', seq = NULL WHERE step = 5", 5, 'extra["errors"] entry'),
+    ("UPDATE {s}.messages SET data = '[1]' WHERE step = 5", 5, "message"),
+    ("UPDATE {s}.checkpoints SET seen = '[]' WHERE step = 5", 5, "versions_seen"),
+    ("UPDATE {s}.checkpoints SET format = 99 WHERE step = 5", 5, "unknown checkpoint format version 99"),
+])
+def test_corrupt_rows_are_a_clear_error_and_nothing_is_overwritten(durable: Backend, sql: str, step: int,
+                                                                   what: str) -> None:
+    """A corrupted row makes loading (and resuming) fail with a CheckpointError naming session, step and part."""
+    populate(durable)
+    close_all(durable)
+    execute(durable, sql)
+    before = snapshot(durable)
+    store = durable.open()
+    with pytest.raises(CheckpointError) as info:
+        store.latest("bad")
+    err = info.value
+    assert err.session == "bad" and err.step == step
+    assert "'bad'" in str(err) and f"step {step}" in str(err) and what in str(err)
+    assert err.code == "railgraph.persistence.checkpoint_failed" and err.exit_code == 16
+    assert store.get("bad", 2) is not None  # other checkpoints still load
+    graph = counter_graph(8).compile(checkpointer=store)
+    with pytest.raises(CheckpointError):
+        graph.invoke(None, session="bad")
+    with pytest.raises(CheckpointError):
+        graph.invoke({"extra": {"n": 0}}, session="bad")
+    graph.runner.scheduler.close()
+    close_all(durable)
+    assert snapshot(durable) == before
+
+
+def test_corrupt_outbox_events_name_the_session(durable: Backend) -> None:
+    """session_events over a corrupt event fails naming the session and the step it was committed at."""
+    populate(durable)
+    execute(durable, "UPDATE {s}.outbox SET data = 'garbage' WHERE step = 3")
+    with pytest.raises(CheckpointError, match=r"session 'bad' step 3"):
+        durable.open().session_events("bad")
+
+
+@pytest.mark.parametrize("version", ["2", "99", "abc", "0"])
+def test_a_newer_or_unknown_schema_version_refuses_to_open(durable: Backend, version: str) -> None:
+    """A schema version this railgraph does not know is a CheckpointError at open; the store is left as is."""
+    populate(durable)
+    close_all(durable)
+    execute(durable, f"UPDATE {{s}}.meta SET value = '{version}' WHERE key = 'schema_version'")
+    before = snapshot(durable)
+    with pytest.raises(CheckpointError, match="schema version") as info:
+        durable.open()
+    assert "nothing was changed" in str(info.value)
+    if version in ("2", "99"):
+        assert "newer" in str(info.value) and "upgrade railgraph" in str(info.value)
+    assert snapshot(durable) == before
+
+
+def test_a_fresh_store_records_its_schema_version(durable: Backend) -> None:
+    """A new store writes schema version 1 to its meta table; opening it again migrates nothing."""
+    populate(durable)
+    close_all(durable)
+    if durable.name == "sqlite":
+        with sqlite3.connect(durable.path) as conn:
+            assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        conn.close()
+    else:
+        import psycopg
+        with psycopg.connect(durable.dsn) as pg:
+            assert pg.execute(f"SELECT value FROM {durable.schema}.meta").fetchall() == [("1",)]
+    before = snapshot(durable)
+    durable.open()
+    close_all(durable)
+    assert snapshot(durable) == before
+
+
+def test_a_file_that_is_not_a_railgraph_store_is_refused(tmp_path: Path) -> None:
+    """Garbage bytes or another application's SQLite database: a CheckpointError, and the file unchanged."""
+    from railgraph.plugins.sqlite_store import SqliteCheckpointer
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CheckpointError, match="junk.db"):
+        SqliteCheckpointer(junk)
+    assert junk.read_bytes() == b"this is not a database" * 100
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    conn.close()
+    before = other.read_bytes()
+    with pytest.raises(CheckpointError, match="not a railgraph store"):
+        SqliteCheckpointer(other)
+    assert other.read_bytes() == before
