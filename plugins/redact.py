@@ -43,14 +43,14 @@ EXEMPT = re.compile(r"(context|error(\.cause|\.group\.\d+)*\.details)\.session")
 VALUE_PATTERNS = (
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
     r"(?<=[a-z0-9+.\-]://)[^\s:/@]+:[^\s@/]+(?=@)",
-    r"(?i)(?<=bearer )[A-Za-z0-9\-._~+/]+=*",
-    r"(?i)(?<=basic )[A-Za-z0-9+/]{8,}=*",
+    r"(?<=(?i:bearer) )[A-Za-z0-9\-._~+/]+=*",
+    r"(?<=(?i:basic) )[A-Za-z0-9+/]{8,}=*",
     r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
     r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
     r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|sk_live_[A-Za-z0-9]{10,})",
     r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{32,}",
 )
-PAIR = re.compile(r"""(?P<key>["']?[A-Za-z][A-Za-z0-9_.\-]*["']?)(?P<sep>\s*[=:]\s*)"""
+PAIR = re.compile(r"""(?<![A-Za-z0-9_.\-"'])(?P<key>["']?[A-Za-z][A-Za-z0-9_.\-]*["']?)(?P<sep>\s*[=:]\s*)"""
                   r"""(?P<value>"[^"]*"|'[^']*'|(?i:(?:bearer|basic|token|digest)\s+)?[^\s,;&"']+)""")
 
 
@@ -106,7 +106,8 @@ class Redactor:
             if not self.secret_key(m["key"].strip("\"'")) or m["value"].strip("\"'") == self.replacement:
                 return m[0]
             return f"{m['key']}{m['sep']}{self.replacement}"
-        value = PAIR.sub(pair, value)
+        if "=" in value or ":" in value:
+            value = PAIR.sub(pair, value)
         for pattern in self.patterns:
             value = pattern.sub(self.replacement, value)
         return value
@@ -134,7 +135,8 @@ class Redactor:
         return value
 
     def ladder(self, rung: ErrorLadder, path: str, found: list[str]) -> ErrorLadder:
-        """Scrub one rung and everything below it."""
+        """Scrub one rung and everything below it (the same object when nothing changed)."""
+        before = len(found)
         update: dict[str, Any] = {
             "message": self.data(rung.message, f"{path}.message", found),
             "details": self.data(dict(rung.details), f"{path}.details", found),
@@ -145,7 +147,7 @@ class Redactor:
             update["help"] = self.data(rung.help, f"{path}.help", found)
         if rung.cause is not None:
             update["cause"] = self.ladder(rung.cause, f"{path}.cause", found)
-        return rung.model_copy(update=update)
+        return rung.model_copy(update=update) if len(found) > before else rung
 
     def __call__(self, event: ErrorEvent) -> ErrorEvent:
         found: list[str] = []
