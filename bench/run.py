@@ -56,13 +56,36 @@ class Row:
 # ---------------------------------------------------------------------------------------------
 
 
-def measure(make: Callable[[], Callable[[], w.Run]], *, warmup: int, repeat: int) -> list[w.Run]:
-    """Build the workload once, run it `warmup` times untimed, then `repeat` timed runs."""
-    run = make()
-    for _ in range(warmup):
-        run()
+def measure(runs: dict[str, Callable[[], w.Run]], *, repeats: dict[str, int],
+            warmup: int = 1) -> dict[str, list[w.Run]]:
+    """Warm each (already built) workload up, then interleave their timed runs.
+
+    The runs take turns (round robin, a workload with more repeats runs more often per round), so
+    every framework meets the same machine conditions: load from other processes shifts all the
+    figures together instead of favouring whichever ran in a quiet moment.
+    """
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
     gc.collect()
-    return [run() for _ in range(repeat)]
+    rounds = max(repeats.values())
+    out: dict[str, list[w.Run]] = {name: [] for name in runs}
+    for i in range(rounds):
+        for name, run in runs.items():
+            # spread `repeats[name]` runs evenly over the rounds
+            due = (i + 1) * repeats[name] // rounds - i * repeats[name] // rounds
+            out[name] += [run() for _ in range(due)]
+    return out
+
+
+def close(run: Callable[[], w.Run]) -> None:
+    """Release what a workload opened (a railgraph runner, a LangGraph SQLite connection)."""
+    graph = getattr(run, "graph", None)
+    if graph is not None:
+        graph.close()
+    saver = getattr(run, "checkpointer", None)
+    if saver is not None and hasattr(saver, "conn"):
+        saver.conn.close()
 
 
 def median_us(runs: list[w.Run]) -> float:
@@ -91,7 +114,7 @@ def sqlite_backend_available() -> str | None:
             run = w.rg_w1("sqlite")
         except ConfigError as exc:
             return f"railgraph's sqlite backend is not available yet ({exc.message.split(' (')[0]})"
-        run.graph.close()  # type: ignore[attr-defined]
+        close(run)
     return None
 
 
@@ -114,9 +137,11 @@ def verdict(ok: bool) -> str:
 
 
 def bench_w1(repeat: int, lg_repeat: int) -> list[Row]:
-    rg = median_us(measure(lambda: w.rg_w1("memory"), warmup=3, repeat=repeat))
-    lg_none = median_us(measure(lambda: w.lg_w1("none"), warmup=1, repeat=lg_repeat))
-    lg_mem = median_us(measure(lambda: w.lg_w1("memory"), warmup=1, repeat=lg_repeat))
+    runs = {"rg": w.rg_w1("memory"), "lg_none": w.lg_w1("none"), "lg_mem": w.lg_w1("memory")}
+    got = measure(runs, repeats={"rg": repeat, "lg_none": lg_repeat, "lg_mem": lg_repeat})
+    for run in runs.values():
+        close(run)
+    rg, lg_none, lg_mem = median_us(got["rg"]), median_us(got["lg_none"]), median_us(got["lg_mem"])
     print(f"  W1 in memory: railgraph {rg:.1f} µs/step; LangGraph {lg_none:.1f} (no checkpointer), "
           f"{lg_mem:.1f} (InMemorySaver)")
     return [
@@ -129,9 +154,11 @@ def bench_w1(repeat: int, lg_repeat: int) -> list[Row]:
 
 
 def bench_w2(repeat: int, lg_repeat: int) -> list[Row]:
-    rg = median_us(measure(w.rg_w2, warmup=3, repeat=repeat))
-    lg_none = median_us(measure(lambda: w.lg_w2("none"), warmup=1, repeat=lg_repeat))
-    lg_mem = median_us(measure(lambda: w.lg_w2("memory"), warmup=1, repeat=lg_repeat))
+    runs = {"rg": w.rg_w2(), "lg_none": w.lg_w2("none"), "lg_mem": w.lg_w2("memory")}
+    got = measure(runs, repeats={"rg": repeat, "lg_none": lg_repeat, "lg_mem": lg_repeat})
+    for run in runs.values():
+        close(run)
+    rg, lg_none, lg_mem = median_us(got["rg"]), median_us(got["lg_none"]), median_us(got["lg_mem"])
     print(f"  W2 in memory: railgraph {rg:.2f} µs/node run; LangGraph {lg_none:.1f} (no checkpointer), "
           f"{lg_mem:.1f} (InMemorySaver)")
     return [
@@ -143,21 +170,14 @@ def bench_w2(repeat: int, lg_repeat: int) -> list[Row]:
 
 
 def bench_w1_sqlite(repeat: int, lg_repeat: int) -> list[Row]:
-    def rg_runs(synchronous: str | None) -> list[w.Run]:
-        with scratch_dir():
-            run = w.rg_w1("sqlite", synchronous=synchronous)
-            run()
-            runs = [run() for _ in range(repeat)]
-            run.graph.close()  # type: ignore[attr-defined]
-        return runs
-
-    rg, rg_full = median_us(rg_runs(None)), median_us(rg_runs("FULL"))
     with scratch_dir() as d:
-        run = w.lg_w1("sqlite", path=str(d / "lg.db"))
-        run()
-        lg_runs = [run() for _ in range(lg_repeat)]
-        run.checkpointer.conn.close()  # type: ignore[attr-defined]
-    lg = median_us(lg_runs)
+        runs = {"rg": w.rg_w1("sqlite", path=str(d / "rg.db")),
+                "rg_full": w.rg_w1("sqlite", synchronous="FULL", path=str(d / "rg-full.db")),
+                "lg": w.lg_w1("sqlite", path=str(d / "lg.db"))}
+        got = measure(runs, repeats={"rg": repeat, "rg_full": repeat, "lg": lg_repeat})
+        for run in runs.values():
+            close(run)
+    rg, rg_full, lg = median_us(got["rg"]), median_us(got["rg_full"]), median_us(got["lg"])
     print(f"  W1 on SQLite: railgraph {rg:.1f} µs/step (synchronous=FULL: {rg_full:.1f}); "
           f"LangGraph SqliteSaver {lg:.1f}")
     return [
@@ -176,17 +196,17 @@ def bench_w3() -> list[Row]:
     with scratch_dir() as d:
         run = w.rg_w1("sqlite", events=True)
         r = run()
-        run.graph.close()  # type: ignore[attr-defined]
+        close(run)
         rg_size = rg_db_size(d)
     with scratch_dir():
         run = w.rg_w1("sqlite", events=True, disable=("redact",))
         bare = run()
-        run.graph.close()  # type: ignore[attr-defined]
+        close(run)
     with scratch_dir() as d:
         path = str(d / "lg.db")
         run = w.lg_w1("sqlite", path=path, events=True)
         lr = run()
-        run.checkpointer.conn.close()  # type: ignore[attr-defined]
+        close(run)
         lg_size = w.file_size(path)
     rf, lf = w.flatness(r.stamps), w.flatness(lr.stamps)
     trail = 300 * w.W1_STEPS
@@ -262,8 +282,9 @@ Written by `bench/run.py` (`make bench`); do not edit by hand — rerun it.
 - **Load average when the run started** (1 / 5 / 15 min): {info['load']} — other work on the
   machine slows both frameworks and makes the SQLite figures (disk-bound) swing the most
 - **Packages:** {info['packages']}
-- **Method:** both frameworks in one process run, one after the other; graphs are compiled
-  outside the timed region; warm-up runs, then the median of {args.repeat} timed runs for railgraph and
+- **Method:** both frameworks in one process run; graphs are compiled outside the timed region;
+  after warm-up runs the timed runs of railgraph and LangGraph take turns (so load from other
+  processes hits both alike), and each figure is the median of {args.repeat} timed runs for railgraph and
   {args.lg_repeat} for LangGraph in memory ({rs} and {ls} after one warm-up for W1 on SQLite;
   W3: a single run each, it writes hundreds of MB on the LangGraph side). `time.perf_counter`
   around one `invoke`, divided by the units of work. For a sense of the noise: the project's

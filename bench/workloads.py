@@ -69,21 +69,23 @@ def file_size(path: str) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _rg_settings(backend: str, synchronous: str | None = None, disable: tuple[str, ...] = ()) -> Any:
+def _rg_settings(backend: str, synchronous: str | None = None, disable: tuple[str, ...] = (),
+                 path: str | None = None) -> Any:
     from railgraph import Settings
 
-    plugins: dict[str, Any] = {"sqlite_store": {"synchronous": synchronous}} if synchronous else {}
+    store = {k: v for k, v in (("synchronous", synchronous), ("path", path)) if v is not None}
+    plugins: dict[str, Any] = {"sqlite_store": store} if store else {}
     if disable:
         plugins["disable"] = list(disable)
     return Settings(persistence={"backend": backend}, runner={"max_steps": W1_STEPS + 10}, plugins=plugins)
 
 
 def rg_w1(backend: str = "memory", *, events: bool = False, synchronous: str | None = None,
-          disable: tuple[str, ...] = ()) -> Callable[[], Run]:
+          disable: tuple[str, ...] = (), path: str | None = None) -> Callable[[], Run]:
     """W1 (or W3 with `events`) on railgraph with `backend` (``memory`` or ``sqlite``).
 
-    `synchronous` sets the sqlite store's ``synchronous`` (``None``: its default, ``NORMAL``);
-    `disable` names plugins not to load (e.g. ``redact``).
+    `synchronous` and `path` set the sqlite store's options (``None``: its defaults, ``NORMAL`` and
+    a file under the working directory); `disable` names plugins not to load (e.g. ``redact``).
     """
     from railgraph import END, START, GraphBuilder, NodePartial
 
@@ -104,7 +106,7 @@ def rg_w1(backend: str = "memory", *, events: bool = False, synchronous: str | N
     b.add_node("inc", inc)
     b.add_edge(START, "inc")
     b.add_conditional_edges("inc", lambda s: "inc" if s.extra["n"] < W1_STEPS else END)
-    graph = b.compile(settings=_rg_settings(backend, synchronous, disable))
+    graph = b.compile(settings=_rg_settings(backend, synchronous, disable, path))
 
     def run() -> Run:
         stamps.clear()
@@ -153,6 +155,7 @@ def rg_w2() -> Callable[[], Run]:
         assert state.extra["round"] == W2_ROUNDS and state.status == "completed", state
         return Run(t, W2_NODE_RUNS)
 
+    run.graph = graph  # type: ignore[attr-defined]
     return run
 
 
