@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -235,16 +235,20 @@ class Settings(BaseSettings):
         """The ``[plugins.<name>]`` tables as given (not yet validated)."""
         return dict(self.plugins.model_extra or {})
 
-    def bind(self, models: Mapping[str, type[BaseModel]]) -> Settings:
+    def bind(self, models: Mapping[str, type[BaseModel]], ignore: Iterable[str] = ()) -> Settings:
         """Validate every plugin table against the contributed models; return settings that know them.
+
+        Tables named in `ignore` (plugins blocked by ``plugins.disable``) are skipped, so disabling a
+        plugin does not require deleting its table.
 
         Raises:
             ConfigError: a table names no loaded plugin, or fails its model (file, key path, line).
         """
         raw = self.raw_sections()
         sections: dict[str, BaseModel] = {}
+        skip = set(ignore)
         for name in raw:
-            if name not in models:
+            if name not in models and name not in skip:
                 known = ", ".join(sorted(models)) or "none"
                 raise self._section_error(("plugins", name), f"no loaded plugin named {name!r} has settings "
                                           f"(plugins with settings: {known})")

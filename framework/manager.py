@@ -134,7 +134,7 @@ class Plugins:
         if unknown:
             raise ConfigError(f"plugins.disable names unknown plugin(s) {unknown}; known: {sorted(self.origins)}",
                               key="plugins.disable", file=str(settings.file) if settings.file else None)
-        return settings.bind(self.section_models())
+        return settings.bind(self.section_models(), ignore=self.blocked)
 
     blocked_known: frozenset[str] = frozenset()
 
