@@ -95,7 +95,8 @@ def test_uuids_hashes_and_ordinary_words_are_kept(value: str) -> None:
 
 def test_well_known_token_shapes_are_scrubbed_from_messages() -> None:
     """AWS keys, JWTs, GitHub tokens, private keys and long mixed-case tokens are scrubbed from free text."""
-    leaks = ["AKIAIOSFODNN7EXAMPLE", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    leaks = ["AKIAIOSFODNN7EXAMPLE",
+             "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
              "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "q8Z3xVbN7mKpL2wRtY6uHjG4fDsA9cE1oPiU5yTr",
              "-----BEGIN RSA PRIVATE KEY-----\nMIIabc\n-----END RSA PRIVATE KEY-----"]
     out = processor()(event(" | ".join(leaks)))

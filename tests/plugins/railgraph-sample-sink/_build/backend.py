@@ -24,14 +24,16 @@ def _files(project: dict) -> dict[str, bytes]:
     name, version = project["name"].replace("-", "_"), project["version"]
     files = {str(p.relative_to(ROOT)): p.read_bytes() for p in sorted((ROOT / name).rglob("*.py"))}
     info = f"{name}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {project['name']}", f"Version: {version}",
+    meta = ["Metadata-Version: 2.1", f"Name: {project['name']}", f"Version: {version}",
             f"Summary: {project.get('description', '')}", f"Requires-Python: {project.get('requires-python', '')}",
             *(f"Requires-Dist: {d}" for d in project.get("dependencies", []))]
     files[f"{info}/METADATA"] = ("\n".join(meta) + "\n").encode()
     groups = project.get("entry-points", {})
-    eps = "".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in items.items()) + "\n" for g, items in groups.items())
+    eps = "".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in items.items()) + "\n"
+                  for g, items in groups.items())
     files[f"{info}/entry_points.txt"] = eps.encode()
-    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: sample-backend\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: sample-backend\nRoot-Is-Purelib: true\n"
+                              b"Tag: py3-none-any\n")
     return files
 
 
