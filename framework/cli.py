@@ -65,7 +65,7 @@ from .graph import GraphBuilder, GraphSpec
 from .hookspecs import StepReport, hookimpl
 from .manager import ENTRY_POINT_GROUP, Plugins, _entry_points, make_plugins
 from .render import diagnostic_from_failure, render_diagnostic, render_events, scope_text, summarize_events
-from .runner import CompiledGraph, Runner
+from .runner import CompiledGraph, Runner, check_session_id
 from .state import ERRORS_KEY
 
 EXIT_USAGE = 64
@@ -416,6 +416,8 @@ def run(target: str, session: str | None, input_: str | None, resume: bool, max_
         raise click.UsageError("--resume needs --session (the session to resume)")
     if resume and input_ is not None:
         raise click.UsageError("--resume continues from the stored checkpoint and takes no --input")
+    if session is not None:
+        check_session_id(session)
     data = None if resume else read_input(input_)
     settings = load_settings()
     spec = load_target(target)
@@ -527,6 +529,7 @@ def errors(session: str, as_json: bool, jsonl: bool, scope: tuple[str, ...], nod
     """Show the persisted error trail of SESSION, oldest first (works after the run ended or crashed)."""
     if as_json and jsonl:
         raise click.UsageError("--json and --jsonl are exclusive")
+    check_session_id(session)
     since_at = parse_since(since) if since else None
     runner = open_store()
     try:

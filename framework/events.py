@@ -254,7 +254,14 @@ class _Cutter:
         if len(value) <= limit:
             return value
         self.cut.append(path)
-        return value[:limit] + f"… [truncated {len(value) - limit} chars]"
+        kept = value[:limit]
+        if not value[limit].isspace():
+            # never keep the head of a token cut in two (half a URL password or key would escape
+            # the redactor's patterns, which need the whole token): back off to the last space
+            space = max(kept.rfind(" ", -256), kept.rfind("\n", -256), kept.rfind("\t", -256))
+            if space >= 0:
+                kept = kept[:space]
+        return kept + f"… [truncated {len(value) - len(kept)} chars]"
 
     def data(self, value: dict[str, Any], path: str) -> dict[str, JsonValue]:
         data = to_json_value(value)
@@ -360,6 +367,65 @@ def make_event(
                       truncated=tuple(cut.cut))
 
 
+def _bound_rung(rung: ErrorLadder, depth: int, cut: _Cutter, path: str) -> ErrorLadder:
+    lim = cut.limits
+    update: dict[str, Any] = {}
+    if len(rung.message) > lim.max_message:
+        update["message"] = cut.text(rung.message, f"{path}.message")
+    if rung.help is not None and len(rung.help) > lim.max_message:
+        update["help"] = cut.text(rung.help, f"{path}.help")
+    if rung.details and len(json.dumps(rung.details)) > lim.max_context_bytes:
+        update["details"] = cut.data(dict(rung.details), f"{path}.details")
+    notes = rung.notes
+    if len(notes) > lim.max_notes:
+        cut.cut.append(f"{path}.notes")
+        notes = notes[: lim.max_notes]
+    if any(len(n) > lim.max_message for n in notes):
+        notes = tuple(cut.text(n, f"{path}.notes.{i}") for i, n in enumerate(notes))
+    if notes is not rung.notes:
+        update["notes"] = notes
+    if rung.group:
+        group = rung.group
+        if len(group) > lim.max_group:
+            cut.cut.append(f"{path}.group")
+            group = group[: lim.max_group]
+        if depth + 1 > lim.max_depth:
+            cut.cut.append(f"{path}.group")
+            group = ()
+        else:
+            group = tuple(_bound_rung(g, depth + 1, cut, f"{path}.group.{i}") for i, g in enumerate(group))
+        if any(a is not b for a, b in zip(group, rung.group)) or len(group) != len(rung.group):
+            update["group"] = group
+    if rung.cause is not None:
+        if depth + 1 > lim.max_depth:
+            cut.cut.append(f"{path}.cause")
+            update["cause"] = None
+        else:
+            cause = _bound_rung(rung.cause, depth + 1, cut, f"{path}.cause")
+            if cause is not rung.cause:
+                update["cause"] = cause
+    return rung.model_copy(update=update) if update else rung
+
+
+def bound_event(event: ErrorEvent, limits: EventLimits = DEFAULT_LIMITS) -> ErrorEvent:
+    """Apply `limits` to an event built elsewhere (by a node, a plugin, a processor).
+
+    Returns `event` itself when it is within the limits; otherwise a copy (same ``id``) with the
+    oversized parts cut as `event_from_exception` cuts them, and the cut paths added to ``truncated``.
+    """
+    cut = _Cutter(limits)
+    error = _bound_rung(event.error, 0, cut, "error")
+    update: dict[str, Any] = {}
+    if error is not event.error:
+        update["error"] = error
+    if event.context and len(json.dumps(event.context)) > limits.max_context_bytes:
+        update["context"] = cut.data(dict(event.context), "context")
+    if not update:
+        return event
+    update["truncated"] = tuple(dict.fromkeys((*event.truncated, *cut.cut)))
+    return event.model_copy(update=update)
+
+
 IdFactory = Callable[[], UUID]
 Clock = Callable[[], datetime]
 
@@ -382,6 +448,7 @@ __all__ = [
     "RunnerScope",
     "SchedulerScope",
     "Scope",
+    "bound_event",
     "event_from_exception",
     "ladder_from_exception",
     "make_event",

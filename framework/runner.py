@@ -12,16 +12,17 @@ This module is an I/O edge: it calls the store and the sinks, reads the clock, a
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .barrier import BarrierPolicy, Channels, MergeResult, check_partial, merge, storable
+from .barrier import BarrierPolicy, Channels, MergeResult, check_partial, merge, process, storable
 from .checkpoint import Checkpoint, Checkpointer, Delta
 from .config import Settings, find_key_line
 from .errors import (
@@ -43,6 +44,7 @@ from .events import (
     NodeScope,
     RunnerScope,
     SchedulerScope,
+    bound_event,
     event_from_exception,
     make_event,
     utc_now,
@@ -69,9 +71,40 @@ class _Live:
     app_events: list[ErrorEvent] = field(default_factory=list)
 
 
+class _SinkWorker:
+    """One daemon thread running a sink's calls in order (a hung sink never blocks process exit).
+
+    `concurrent.futures.ThreadPoolExecutor` threads are joined when the interpreter exits, so a
+    sink stuck in ``write`` would keep the process alive forever; a daemon thread is abandoned.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = \
+            queue.SimpleQueue()
+        threading.Thread(target=self._loop, name=f"railgraph-sink-{name}", daemon=True).start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the waiting caller, which reports it
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        self._jobs.put(None)
+
+
 @dataclass(slots=True)
 class _SinkState:
-    executor: ThreadPoolExecutor
+    executor: _SinkWorker
     busy: Any = None  # the future of a write still running (a hung sink)
     failing_since: datetime | None = None
     failures: int = 0
@@ -80,9 +113,37 @@ class _SinkState:
 
 def failure_data(err: RunnerError) -> dict[str, Any]:
     """The JSON form of a `RunnerError` kept in the failed checkpoint (rendered after a restart)."""
-    return {"code": err.code, "message": err.message, "help": err.help, "exit_code": err.exit_code,
+    message = err.message
+    ev = err.event
+    if ev is not None and ("error.message" in ev.redacted or "error.message" in ev.truncated):
+        message = ev.error.message  # stored data carries the scrubbed, bounded text, never the raw one
+    return {"code": err.code, "message": message, "help": err.help, "exit_code": err.exit_code,
             "type": type(err).__name__, "where": {k: v for k, v in err.where().items()},
             "event": str(err.event.id) if err.event is not None else None}
+
+
+MAX_SESSION_ID = 1024
+
+
+def check_session_id(session: Any) -> str:
+    """Return `session` if it is a storable session id, else raise `InputError`.
+
+    Any non-empty text of at most `MAX_SESSION_ID` characters is stored and read back exactly by
+    every backend (quotes, SQL, paths, emoji and bidi marks included; ids are always bound as query
+    parameters), except two characters no backend can keep: NUL (PostgreSQL text cannot hold it)
+    and lone surrogates (not encodable as UTF-8).
+    """
+    if not isinstance(session, str) or not session:
+        raise InputError(f"session id must be a non-empty string, got {session!r}")
+    if len(session) > MAX_SESSION_ID:
+        raise InputError(f"session id is {len(session)} characters long; the limit is {MAX_SESSION_ID}")
+    if "\x00" in session:
+        raise InputError(f"session id {session!r} contains a NUL character, which stores cannot keep")
+    try:
+        session.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"session id {session!r} is not valid Unicode text (a lone surrogate)") from None
+    return session
 
 
 class Runner:
@@ -132,6 +193,9 @@ class Runner:
         _, capper = self.plugins.first("error_capper", settings=s)
         processors = tuple(p for _, p in self.plugins.call("event_processor", settings=s))
         self.processor_names = tuple(n for n, _ in self.plugins.call("event_processor", settings=s))
+        # last in the chain: every event is bounded whoever built it (a node, a plugin, a processor)
+        limits = self.limits
+        processors += (lambda event: bound_event(event, limits),)
         self.policy = BarrierPolicy(processors=processors, mode=mode, capper=capper,
                                     reserved_bumps_version=True if bumps is None else bool(bumps),
                                     channel_limit=s.errors.channel_limit, on_processor_error=self._processor_failed)
@@ -264,8 +328,7 @@ class Runner:
         for sink in self.sinks:
             state = self._sink_states.get(sink.name)
             if state is None:
-                state = self._sink_states[sink.name] = _SinkState(
-                    ThreadPoolExecutor(1, thread_name_prefix=f"railgraph-sink-{sink.name}"))
+                state = self._sink_states[sink.name] = _SinkState(_SinkWorker(sink.name))
             if state.busy is not None:
                 if not state.busy.done():
                     continue  # still hung in an earlier write
@@ -288,7 +351,11 @@ class Runner:
             except Exception as exc:
                 self._sink_failed(sink, state, exc)
                 continue
-            self.checkpointer.ack(sink.name, batch[-1][0])
+            try:
+                self.checkpointer.ack(sink.name, batch[-1][0])
+            except Exception as exc:  # the batch is delivered again later (at-least-once)
+                self._sink_failed(sink, state, exc)
+                continue
             delivered += len(batch)
             if state.failing_since is not None:
                 state.failing_since, state.failures = None, 0
@@ -538,6 +605,10 @@ class Runner:
         events.extend(self._take_app())
         pending = dict(cp.pending_writes)
         for node, partial in partials:
+            if partial.errors and node not in cp.pending_writes:
+                # kept for the resume, so stored now: its events must pass the processors (redaction)
+                # before they reach the store; they pass again when merged (processors are idempotent)
+                partial = NodePartial(partial.messages, partial.extra, list(process(partial.errors, self.policy)))
             pending[node] = partial
         result = merge(live.channels, [("__runner__", NodePartial(errors=events))], self.policy)
         by_id = {e.id: e for e in result.events}
@@ -619,9 +690,7 @@ class Runner:
         return await self._arun(input, session, max_steps)
 
     def _open(self, input: Any, session: str | None) -> tuple[str, _Live]:
-        session = session or str(self.ids())
-        if not isinstance(session, str) or not session:
-            raise InputError(f"session id must be a non-empty string, got {session!r}")
+        session = check_session_id(session or str(self.ids()))
         self.checkpointer.acquire(session)
         try:
             return session, self._begin(session, input)
@@ -716,8 +785,8 @@ class Runner:
         self._commit(live, result, status="completed", frontier=(), seen=live.cp.versions_seen, pending=FrozenDict())
 
     def state(self, session: str) -> State:
-        """The latest stored state of `session`. Raises `SessionNotFoundError`."""
-        live = self._load(session)
+        """The latest stored state of `session`. Raises `SessionNotFoundError`, `InputError`."""
+        live = self._load(check_session_id(session))
         if live is None:
             raise SessionNotFoundError(f"session {session!r} has no stored checkpoint", session=session)
         return self._state(live)
@@ -729,6 +798,7 @@ class Runner:
         events included), and the latest ``extra["errors"]`` (cap summaries excluded).
         """
         cp = self.checkpointer
+        check_session_id(session)
         seen: set[uuid.UUID] = set()
         out: list[ErrorEvent] = []
         latest = cp.latest(session)
@@ -757,12 +827,16 @@ class Runner:
         """Stop worker threads, close sinks and the store."""
         self.scheduler.close()
         for sink in self.sinks:
+            state = self._sink_states.get(sink.name)
             try:
-                sink.close()
+                if state is None:
+                    sink.close()
+                else:  # on the sink's thread, after any write still running, bounded like a write
+                    state.executor.submit(sink.close).result(timeout=self.settings.runner.sink_timeout)
             except Exception:  # noqa: S110 - closing is best effort; the run already committed
                 pass
         for state in self._sink_states.values():
-            state.executor.shutdown(wait=False, cancel_futures=True)
+            state.executor.shutdown()
         self.checkpointer.close()
 
 
@@ -809,5 +883,5 @@ class CompiledGraph:
         self.close()
 
 
-__all__ = ["CompiledGraph", "Runner", "failure_data"]
+__all__ = ["MAX_SESSION_ID", "CompiledGraph", "Runner", "check_session_id", "failure_data"]
 

@@ -1,0 +1,279 @@
+"""Faults on the error path: failing, hanging and flapping sinks, store hiccups and raising plugin hooks.
+
+Every test runs on a real SQLite file (the default backend); restarts are new runners on the same
+file or real subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from railgraph import END, START, GraphBuilder, PluginError, Settings, hookimpl
+from railgraph.plugins.sqlite_store import SqliteCheckpointer
+
+SINK_FAILED = "railgraph.sink.failed"
+
+
+class ListSink:
+    """A sink recording `(session, event id)`; `down` steps of failures first, or a hang."""
+
+    def __init__(self, name: str, down: int = 0, hang: threading.Event | None = None, always: bool = False) -> None:
+        self.name, self.down, self.hang, self.always = name, down, hang, always
+        self.got: list[tuple[str, str]] = []
+        self.calls = 0
+
+    def write(self, session, events):
+        self.calls += 1
+        if self.hang is not None and not self.hang.is_set():
+            self.hang.wait(30)
+            raise TimeoutError("hung write finally gave up")
+        if self.always or self.down > 0:
+            self.down -= 1
+            raise ConnectionError("sink down: password=hunter2")
+        self.got.extend((session, str(e.id)) for e in events)
+
+    def flush(self):
+        return None
+
+    def close(self):
+        return None
+
+
+def sinks(*objs):
+    """A code plugin contributing `objs` as sinks."""
+    return SimpleNamespace(name="test_sinks", make_sinks=hookimpl(lambda settings: list(objs)))
+
+
+def warn_graph(steps: int) -> GraphBuilder:
+    """A one-node loop emitting one node event per step for `steps` steps."""
+    def warn(s, ctx):
+        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
+    b = GraphBuilder().add_node("w", warn).add_edge(START, "w")
+    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < steps else END)
+    return b
+
+
+def sqlite(path: Path, **runner) -> Settings:
+    """Settings on a real SQLite file."""
+    return Settings(runner=runner, plugins={"sqlite_store": {"path": str(path)}})
+
+
+class Clock:
+    """A UTC clock advancing `step` per call."""
+
+    def __init__(self, step: timedelta) -> None:
+        self.now, self.step = datetime(2026, 1, 1, tzinfo=timezone.utc), step
+
+    def __call__(self) -> datetime:
+        self.now += self.step
+        return self.now
+
+
+def test_raising_hanging_and_flapping_sinks_never_stop_the_run_or_the_good_sink(tmp_path: Path) -> None:
+    """One sink raises always, one hangs, one is down for 3 deliveries: the run completes, the good sink
+    gets every event, each failing sink is reported once as an app event, the flapping one catches up."""
+    release = threading.Event()
+    good, bad, hung, flap = ListSink("good"), ListSink("bad", always=True), ListSink("hung", hang=release), \
+        ListSink("flap", down=3)
+    g = warn_graph(10).compile(settings=sqlite(tmp_path / "s.db", sink_timeout=0.2, sink_report_interval=3600),
+                               plugins=[sinks(good, bad, hung, flap)])
+    start = time.monotonic()
+    try:
+        st = g.invoke({}, session="s")
+        elapsed = time.monotonic() - start
+        assert st.status == "completed" and st.extra["n"] == 10
+        assert elapsed < 3, f"a hung sink cost more than one timeout: {elapsed:.2f}s"
+        events = g.errors("s")
+        node_ids = [str(e.id) for e in events if e.scope.kind == "node"]
+        assert len(node_ids) == 10
+        all_ids = [str(e.id) for e in events]
+        assert [i for _, i in good.got] == all_ids  # every committed event, in order, exactly once
+        assert [i for _, i in flap.got if i in node_ids] == node_ids
+        reports = [e for e in events if e.code == SINK_FAILED]
+        assert sorted(e.error.details["plugin"] for e in reports) == ["bad", "flap", "hung"]
+        assert all(e.scope.kind == "app" and "sink-failure" in e.tags for e in reports)
+        assert bad.calls >= 10  # retried every step, reported once
+        assert all("hunter2" not in e.to_json() for e in reports)  # the sink's message is not copied
+    finally:
+        release.set()
+        g.close()
+
+
+def test_sink_reports_are_rate_limited_by_the_interval(tmp_path: Path) -> None:
+    """A sink failing at every step is reported at most once per `sink_report_interval` of clock time."""
+    bad = ListSink("bad", always=True)
+    clock = Clock(timedelta(seconds=1))
+    g = warn_graph(40).compile(settings=sqlite(tmp_path / "s.db", sink_report_interval=30.0),
+                               plugins=[sinks(bad)], clock=clock)
+    with g:
+        g.invoke({}, session="s")
+        reports = [e for e in g.errors("s") if e.code == SINK_FAILED]
+    span = (clock.now - datetime(2026, 1, 1, tzinfo=timezone.utc)).total_seconds()
+    assert bad.calls >= 40
+    assert 2 <= len(reports) <= span / 30 + 1, (len(reports), span)
+    failures = [e.error.details["failures"] for e in reports]
+    assert failures == sorted(failures) and failures[-1] > len(reports)  # counts, not one event per failure
+
+
+def test_sink_down_for_a_whole_process_catches_up_after_restart(tmp_path: Path) -> None:
+    """A sink that failed for the whole life of one process gets every missed event, once, from the
+    SQLite cursor when a later process (here: after a real subprocess exits) delivers again."""
+    db = tmp_path / "s.db"
+    script = tmp_path / "first.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_faults import ListSink, sinks, warn_graph, sqlite
+        from pathlib import Path
+        g = warn_graph(6).compile(settings=sqlite(Path({str(db)!r})), plugins=[sinks(ListSink("late", always=True))])
+        g.invoke({{}}, session="s")
+        g.close()
+        print("ok")
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    late = ListSink("late")
+    g = warn_graph(2).compile(settings=sqlite(db), plugins=[sinks(late)])
+    with g:
+        missed = [str(e.id) for e in g.errors("s")]
+        assert len([e for e in g.errors("s") if e.scope.kind == "node"]) == 6
+        assert g.runner.deliver() == len(missed)
+        assert [i for _, i in late.got] == missed
+        assert g.runner.deliver() == 0  # the cursor moved: nothing is delivered twice
+        g.invoke({}, session="t")  # a later run delivers only its own events
+        assert len(late.got) == len(missed) + len(g.errors("t"))
+
+
+def test_a_hung_sink_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    """A sink stuck forever in `write` costs one `sink_timeout`; close and interpreter exit still return."""
+    script = tmp_path / "hang.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_faults import sinks, warn_graph, sqlite
+        from pathlib import Path
+        class Stuck:
+            name = "stuck"
+            def write(self, session, events): time.sleep(3600)
+            def flush(self): pass
+            def close(self): time.sleep(3600)
+        g = warn_graph(3).compile(settings=sqlite(Path({str(tmp_path / "s.db")!r}), sink_timeout=0.3),
+                                  plugins=[sinks(Stuck())])
+        st = g.invoke({{}}, session="s")
+        g.close()
+        print(st.status)
+    """))
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == "completed", out.stderr
+    assert time.monotonic() - start < 15
+
+
+def test_a_failing_cursor_write_is_a_sink_failure_not_a_run_failure(tmp_path: Path) -> None:
+    """When the store cannot move a sink's cursor, the run goes on and the batch is simply delivered again."""
+    class FlakyAck(SqliteCheckpointer):
+        fails = 2
+
+        def ack(self, sink, seq):
+            if self.fails:
+                self.fails -= 1
+                raise OSError("disk hiccup")
+            super().ack(sink, seq)
+    store = FlakyAck(tmp_path / "s.db")
+    sink = ListSink("s1")
+    g = warn_graph(5).compile(settings=sqlite(tmp_path / "s.db"), checkpointer=store, plugins=[sinks(sink)])
+    with g:
+        assert g.invoke({}, session="s").status == "completed"
+        ids = [str(e.id) for e in g.errors("s")]
+        assert set(ids) <= {i for _, i in sink.got}  # at-least-once: everything arrived
+        assert len(sink.got) > len(set(sink.got)) or store.fails == 0
+        assert any(e.code == SINK_FAILED for e in g.errors("s"))
+
+
+# -- plugin hooks that raise ----------------------------------------------------------------------
+
+
+def test_hook_raising_at_setup_is_a_plugin_error_naming_plugin_and_hook(tmp_path: Path) -> None:
+    """A plugin whose `make_sinks` raises stops `compile` with a PluginError that names plugin and hook."""
+    class Broken:
+        name = "broken_sinks"
+
+        @hookimpl
+        def make_sinks(self, settings):
+            raise RuntimeError("no socket")
+    with pytest.raises(PluginError) as info:
+        warn_graph(1).compile(settings=sqlite(tmp_path / "s.db"), plugins=[Broken()])
+    err = info.value
+    assert (err.plugin, err.hook) == ("broken_sinks", "make_sinks")
+    assert "broken_sinks" in str(err) and "make_sinks" in str(err) and err.exit_code == 4
+    assert isinstance(err.__cause__, RuntimeError)
+
+
+def test_notification_hooks_raising_become_app_events_naming_plugin_and_hook(tmp_path: Path) -> None:
+    """A raising `before_session` or `after_step` never stops the run: each becomes an app-scope
+    PluginError event whose message and details name the plugin and the hook."""
+    class Noisy:
+        name = "noisy"
+
+        @hookimpl
+        def before_session(self, session, resumed, settings):
+            raise ValueError("before")
+
+        @hookimpl
+        def after_step(self, report):
+            raise ValueError("after")
+    g = warn_graph(3).compile(settings=sqlite(tmp_path / "s.db"), plugins=[Noisy()])
+    with g:
+        assert g.invoke({}, session="s").status == "completed"
+        app = [e for e in g.errors("s") if e.scope.kind == "app"]
+    assert app and all(e.code == PluginError.code and "plugin-error" in e.tags for e in app)
+    assert {(e.error.details["plugin"], e.error.details["hook"]) for e in app} == {
+        ("noisy", "before_session"), ("noisy", "after_step")}
+    assert all("noisy" in e.error.message for e in app)
+
+
+def test_a_raising_event_processor_replaces_the_event_without_its_text(tmp_path: Path) -> None:
+    """An event processor that raises turns each event into an app-scope PluginError event naming plugin
+    and hook, keeping the id but none of the original text (it may hold what was to be scrubbed)."""
+    class Broken:
+        name = "broken_proc"
+
+        @hookimpl
+        def event_processor(self, settings):
+            def proc(event):
+                raise KeyError("processor")
+            return proc
+    g = warn_graph(3).compile(settings=sqlite(tmp_path / "s.db"), plugins=[Broken()])
+    with g:
+        assert g.invoke({}, session="s").status == "completed"
+        events = g.errors("s")
+    assert len(events) == 3
+    for e in events:
+        assert e.scope.kind == "app" and e.code == PluginError.code
+        assert (e.error.details["plugin"], e.error.details["hook"]) == ("broken_proc", "event_processor")
+        assert "step " not in e.to_json()
+
+
+def test_jsonl_sink_on_an_unwritable_path_never_fails_the_run(tmp_path: Path) -> None:
+    """The built-in JSON Lines sink pointed at a path it cannot create is reported, and the run completes."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    s = Settings(runner={"sink_report_interval": 3600},
+                 plugins={"sqlite_store": {"path": str(tmp_path / "s.db")},
+                          "jsonl_sink": {"enabled": True, "path": str(blocker / "sub" / "e.jsonl")}})
+    g = warn_graph(4).compile(settings=s)
+    with g:
+        assert g.invoke({}, session="s").status == "completed"
+        reports = [e for e in g.errors("s") if e.code == SINK_FAILED]
+    assert len(reports) == 1 and reports[0].error.details["plugin"] == "jsonl_sink"
+    assert json.loads(reports[0].to_json())["scope"] == {"kind": "app"}
