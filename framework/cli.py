@@ -321,6 +321,8 @@ def read_input(raw: str | None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{source}:{exc.lineno}:{exc.colno}: input is not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{source}: input is nested too deeply to be read as JSON") from None
 
 
 def _wrap_nodes(spec: GraphSpec, running: dict[str, float]) -> GraphSpec:

@@ -257,7 +257,21 @@ class Runner:
     def _channels_of(self, cp: Checkpoint, errors: tuple[ErrorEvent, ...]) -> Channels:
         return Channels(cp.messages, cp.extra, errors, cp.versions)
 
+    def _read(self, session: str, fn: Callable[[], Any]) -> Any:
+        """Call a store read; anything but a `RunnerError` (a store's own bug on corrupt data, a
+        third-party store's exception) becomes a `CheckpointError`, as the store contract promises."""
+        try:
+            return fn()
+        except RunnerError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"the store could not read session {session!r}: {type(exc).__name__}: "
+                                  f"{str(exc)[:200]}", session=session) from exc
+
     def _load(self, session: str) -> _Live | None:
+        return self._read(session, lambda: self._load_unguarded(session))
+
+    def _load_unguarded(self, session: str) -> _Live | None:
         cp = self.checkpointer.latest(session)
         if cp is None:
             return None
@@ -797,8 +811,10 @@ class Runner:
         The union, deduplicated by id, of the outbox, the dedicated errors store (backfilled
         events included), and the latest ``extra["errors"]`` (cap summaries excluded).
         """
+        return self._read(check_session_id(session), lambda: self._errors(session))
+
+    def _errors(self, session: str) -> list[ErrorEvent]:
         cp = self.checkpointer
-        check_session_id(session)
         seen: set[uuid.UUID] = set()
         out: list[ErrorEvent] = []
         latest = cp.latest(session)
@@ -816,7 +832,7 @@ class Runner:
 
     def failure(self, session: str) -> tuple[Mapping[str, Any], ErrorEvent | None] | None:
         """The stored diagnostic of the session's last failure and its event, or ``None``."""
-        cp = self.checkpointer.latest(session)
+        cp = self._read(session, lambda: self.checkpointer.latest(session))
         if cp is None or cp.failure is None:
             return None
         ev_id = cp.failure.get("event")
@@ -870,7 +886,7 @@ class CompiledGraph:
 
     def history(self, session: str) -> list[tuple[int, str, datetime]]:
         """Every checkpoint of `session` as ``(step, status, created_at)``."""
-        return self.runner.checkpointer.history(session)
+        return self.runner._read(session, lambda: self.runner.checkpointer.history(session))
 
     def close(self) -> None:
         """See `Runner.close`."""
