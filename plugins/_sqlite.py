@@ -54,12 +54,19 @@ from railgraph.events import ErrorEvent
 SCHEMA_VERSION = 1
 ROW_FORMAT = 1
 CACHE_SESSIONS = 64
+# SQLite's defaults, measured against the alternatives on W1/W3: 1-2 KiB pages make a commit's
+# WAL frames cheaper (~5-10%) but the b-trees deepen faster, so a step's cost grows over a long
+# run (last 200 steps / first 200: ~1.6 against ~1.4); a checkpoint thread (no fsync in the
+# commit path) lost to the GIL and the extra copying on two cores.
+PAGE_SIZE = 4096
+AUTOCHECKPOINT = 1000
 T = TypeVar("T")
 
+# Few b-trees per table (WITHOUT ROWID where the key is the natural one): every b-tree a commit
+# touches is at least one page appended to the WAL, and that is most of a step's cost.
 _V1 = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-    """CREATE TABLE sessions (session TEXT PRIMARY KEY, errors INTEGER NOT NULL, last_error TEXT)
-        WITHOUT ROWID""",
+    "CREATE TABLE sessions (session TEXT PRIMARY KEY) WITHOUT ROWID",
     """CREATE TABLE checkpoints (session TEXT NOT NULL, step INTEGER NOT NULL, format INTEGER NOT NULL,
         status TEXT NOT NULL, created_at TEXT NOT NULL, interrupt TEXT, frontier TEXT NOT NULL,
         versions TEXT NOT NULL, seen TEXT NOT NULL, failure TEXT, pending TEXT, pending_from INTEGER,
@@ -67,19 +74,20 @@ _V1 = (
         rail_start INTEGER NOT NULL, rail_end INTEGER NOT NULL, summary_from INTEGER,
         ev_seq INTEGER, ev_count INTEGER NOT NULL, PRIMARY KEY (session, step)) WITHOUT ROWID""",
     """CREATE TABLE messages (session TEXT NOT NULL, pos INTEGER NOT NULL, step INTEGER NOT NULL,
-        data TEXT NOT NULL, PRIMARY KEY (session, pos))""",
+        data TEXT NOT NULL, PRIMARY KEY (session, pos)) WITHOUT ROWID""",
     """CREATE TABLE extra (session TEXT NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL, value TEXT,
-        PRIMARY KEY (session, key, step))""",
+        PRIMARY KEY (session, key, step)) WITHOUT ROWID""",
     """CREATE TABLE rail (session TEXT NOT NULL, pos INTEGER NOT NULL, step INTEGER NOT NULL, seq INTEGER,
-        data TEXT, PRIMARY KEY (session, pos))""",
+        data TEXT, PRIMARY KEY (session, pos)) WITHOUT ROWID""",
     """CREATE TABLE summaries (session TEXT NOT NULL, step INTEGER NOT NULL, data TEXT NOT NULL,
-        PRIMARY KEY (session, step))""",
+        PRIMARY KEY (session, step)) WITHOUT ROWID""",
     """CREATE TABLE outbox (seq INTEGER PRIMARY KEY, session TEXT NOT NULL, step INTEGER NOT NULL,
         id TEXT NOT NULL, data TEXT NOT NULL)""",
     "CREATE INDEX outbox_session ON outbox (session, seq)",
     "CREATE TABLE cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
-    """CREATE TABLE errors (id TEXT NOT NULL UNIQUE, session TEXT NOT NULL, step INTEGER NOT NULL,
-        ord INTEGER NOT NULL, node TEXT, code TEXT, scope TEXT NOT NULL, at TEXT NOT NULL, seq INTEGER, data TEXT)""",
+    """CREATE TABLE errors (id TEXT PRIMARY KEY, session TEXT NOT NULL, step INTEGER NOT NULL,
+        ord INTEGER NOT NULL, node TEXT, code TEXT, scope TEXT NOT NULL, at TEXT NOT NULL, seq INTEGER, data TEXT)
+        WITHOUT ROWID""",
     "CREATE INDEX errors_session ON errors (session, step, ord)",
     "CREATE INDEX errors_node ON errors (node, at)",
     "CREATE INDEX errors_code ON errors (code, at)",
@@ -272,9 +280,12 @@ class SqliteCheckpointer:
         conn = self._conn
         conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout}")
         version = self._retry(lambda: self._version(conn))  # before changing anything in the file
+        if version is None:
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # effective only while the file is empty
         if self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower() != "wal":
             raise CheckpointError(f"{self.path}: SQLite could not switch to WAL mode")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT}")
         if version == SCHEMA_VERSION:
             return
 
@@ -432,10 +443,13 @@ class SqliteCheckpointer:
         """Every stored session, most recently updated first."""
         def read(conn: sqlite3.Connection) -> list[SessionInfo]:
             rows = conn.execute(
-                "SELECT s.session, c.status, c.step, s.errors, s.last_error, c.created_at FROM sessions s "
+                "SELECT s.session, c.status, c.step, c.created_at, "
+                "(SELECT COUNT(*) FROM outbox WHERE session = s.session), "
+                "(SELECT data FROM outbox WHERE session = s.session ORDER BY seq DESC LIMIT 1) FROM sessions s "
                 "JOIN checkpoints c ON c.session = s.session AND c.step = (SELECT MAX(step) FROM checkpoints "
                 "WHERE session = s.session)").fetchall()
-            out = [SessionInfo(s, st, n, e, last, datetime.fromisoformat(u)) for s, st, n, e, last, u in rows]
+            out = [SessionInfo(s, st, n, count, load_stored_event(last, s, n).summary_line() if last else None,
+                               datetime.fromisoformat(u)) for s, st, n, u, count, last in rows]
             return sorted(out, key=lambda i: (i.updated, i.session), reverse=True)
         return self._guard(None, None, lambda: self._tx(read, write=False))
 
@@ -487,25 +501,26 @@ class SqliteCheckpointer:
         seq_of: dict[int, int] = {}
         first_seq = None
         if enc.events:
-            first_seq = ex("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
-            rows = []
-            for i, (event, text) in enumerate(zip(cp.events, enc.events, strict=True)):
-                seq_of[id(event)] = first_seq + i
-                rows.append((first_seq + i, session, step, str(event.id), text))
-            conn.executemany("INSERT INTO outbox (seq, session, step, id, data) VALUES (?, ?, ?, ?, ?)", rows)
+            # one writer at a time (BEGIN IMMEDIATE): rowids are given out in commit order
+            for event, text in zip(cp.events, enc.events, strict=True):
+                seq = ex("INSERT INTO outbox (session, step, id, data) VALUES (?, ?, ?, ?)",
+                         (session, step, str(event.id), text)).lastrowid
+                seq_of[id(event)] = seq
+                if first_seq is None:
+                    first_seq = seq
         # messages log
         m_next = meta.msg_end if meta else 0
         if enc.messages:
-            conn.executemany("INSERT INTO messages (session, pos, step, data) VALUES (?, ?, ?, ?)",
-                             [(session, m_next + i, step, t) for i, t in enumerate(enc.messages)])
+            _insert(conn, "INSERT INTO messages (session, pos, step, data) VALUES (?, ?, ?, ?)",
+                    [(session, m_next + i, step, t) for i, t in enumerate(enc.messages)])
         if plan.messages_rewritten or meta is None:
             msg_start, msg_end = m_next, m_next + len(enc.messages)
         else:
             msg_start, msg_end = meta.msg_start, meta.msg_end + len(enc.messages)
         # extra user keys: a row per changed key (NULL: deleted)
         if enc.extra:
-            conn.executemany("INSERT INTO extra (session, key, step, value) VALUES (?, ?, ?, ?)",
-                             [(session, k, step, v) for k, v in enc.extra])
+            _insert(conn, "INSERT INTO extra (session, key, step, value) VALUES (?, ?, ?, ?)",
+                    [(session, k, step, v) for k, v in enc.extra])
         # extra["errors"]: append to the rail, move the window
         r_next = meta.rail_end if meta else 0
         if plan.errors_entries:
@@ -513,7 +528,7 @@ class SqliteCheckpointer:
             for i, event in enumerate(plan.errors_entries):
                 seq = seq_of.get(id(event))
                 rows.append((session, r_next + i, step, seq, None if seq is not None else event.to_json()))
-            conn.executemany("INSERT INTO rail (session, pos, step, seq, data) VALUES (?, ?, ?, ?, ?)", rows)
+            _insert(conn, "INSERT INTO rail (session, pos, step, seq, data) VALUES (?, ?, ?, ?, ?)", rows)
         n = len(plan.errors_entries)
         if not plan.errors_present:
             rail_start = rail_end = r_next
@@ -546,15 +561,11 @@ class SqliteCheckpointer:
                 seq = seq_of.get(id(event))
                 rows.append((str(event.id), session, step, i, event.node, event.code, event.scope.kind,
                              stamp(event.when), seq, None if seq is not None else event.to_json()))
-            conn.executemany("INSERT OR IGNORE INTO errors (id, session, step, ord, node, code, scope, at, seq, data) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        # the session row changes only with events (status and steps are read from the newest checkpoint)
-        if cp.events:
-            ex("INSERT INTO sessions (session, errors, last_error) VALUES (?, ?, ?) ON CONFLICT (session) DO UPDATE "
-               "SET errors = errors + excluded.errors, last_error = excluded.last_error",
-               (session, len(cp.events), cp.events[-1].summary_line()))
-        elif meta is None:
-            ex("INSERT OR IGNORE INTO sessions (session, errors, last_error) VALUES (?, 0, NULL)", (session,))
+            _insert(conn, "INSERT OR IGNORE INTO errors (id, session, step, ord, node, code, scope, at, seq, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        # status, steps and errors of `sessions()` are read from the newest checkpoint and the outbox
+        if meta is None:
+            ex("INSERT OR IGNORE INTO sessions (session) VALUES (?)", (session,))
         return _Meta(step, msg_start, msg_end, plan.errors_present, rail_start, rail_end, summary_from, pending_from)
 
     # -- migration off extra["errors"] -------------------------------------------------------------
@@ -649,6 +660,13 @@ class _Encoded:
         self.versions = dumps(dict(cp.versions))
         self.seen = dumps({n: dict(v) for n, v in cp.versions_seen.items()})
         self.failure = dumps(cp.failure) if cp.failure is not None else None
+
+
+def _insert(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if len(rows) == 1:
+        conn.execute(sql, rows[0])  # cheaper than executemany for the common single row
+    else:
+        conn.executemany(sql, rows)
 
 
 def _union(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
