@@ -103,8 +103,11 @@ class Redactor:
     def text(self, value: str) -> str:
         """`value` with every secret-looking substring replaced."""
         def pair(m: re.Match[str]) -> str:
-            if not self.secret_key(m["key"].strip("\"'")) or m["value"].strip("\"'") == self.replacement:
+            if m["value"].strip("\"'") == self.replacement:
                 return m[0]
+            if not self.secret_key(m["key"].strip("\"'")):
+                # the value may itself hold a pair: "failed: password=..." matched as key "failed"
+                return f"{m['key']}{m['sep']}{PAIR.sub(pair, m['value'])}"
             return f"{m['key']}{m['sep']}{self.replacement}"
         if "=" in value or ":" in value:
             value = PAIR.sub(pair, value)
