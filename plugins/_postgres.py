@@ -195,7 +195,6 @@ class PostgresCheckpointer:
             return
 
         def migrate(conn: Any) -> None:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_key("railgraph-migrate:" + self.schema),))
             current = self._version(conn) or 0  # again, under the lock: another worker may have won
             if current == 0:
                 conn.execute(self._sql("CREATE SCHEMA IF NOT EXISTS {s}"))
@@ -204,7 +203,15 @@ class PostgresCheckpointer:
                     conn.execute(self._sql(statement))
                 conn.execute(self._sql("INSERT INTO {s}.meta (key, value) VALUES ('schema_version', %s) "
                                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), (str(target),))
-        self._tx(migrate)
+        # A session-level lock taken before the transaction: a transaction that waited for a lock
+        # inside itself may still see the catalog as it was before the winner's DDL committed.
+        key = _key("railgraph-migrate:" + self.schema)
+        with self._lock:
+            self._conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                self._tx(migrate)
+            finally:
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     # -- claims ------------------------------------------------------------------------------------
 

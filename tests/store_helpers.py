@@ -98,9 +98,18 @@ class Backend:
             except Exception:  # noqa: S112 - teardown is best effort
                 continue
         if self.name == "postgres":
+            import time
+
             import psycopg
-            with psycopg.connect(self.dsn, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+            for attempt in range(5):  # a killed worker's server process may still hold locks briefly
+                try:
+                    with psycopg.connect(self.dsn, autocommit=True) as conn:
+                        conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+                    return
+                except psycopg.errors.DeadlockDetected:
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.2)
 
 
 def make_backend(name: str, tmp_path: Path) -> Backend:

@@ -74,6 +74,10 @@ def test_a_killed_owner_does_not_block_the_session(tmp_path: Path) -> None:
         from railgraph import SessionBusyError
         from railgraph.plugins.sqlite_store import SqliteCheckpointer
         store = SqliteCheckpointer(db)
+        deadline = time.monotonic() + 20
+        while store.latest("held") is None:  # its first commit comes after its claim
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         with pytest.raises(SessionBusyError):
             store.acquire("held")
     finally:
