@@ -46,6 +46,7 @@ ROW_FORMAT = 1
 CACHE_SESSIONS = 64
 OUTBOX_LOCK = 0x7261696C6F757462  # "railoutb": serialises outbox sequence numbers
 T = TypeVar("T")
+_MALFORMED = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
 
 _V1 = (
     "CREATE TABLE {s}.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -173,6 +174,8 @@ class PostgresCheckpointer:
             where = f" (session {session!r}" + (f" step {step}" if step is not None else "") + ")" if session else ""
             raise CheckpointError(f"PostgreSQL store failed{where}: {type(exc).__name__}: {exc}",
                                   session=session, step=step) from exc
+        except _MALFORMED as exc:  # a column of the wrong type or shape: unreadable stored data, not a bug
+            raise corrupt(session or "?", step, f"stored data is malformed ({type(exc).__name__}: {exc})", exc) from exc
 
     def _version(self, conn: Any) -> int | None:
         if conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.meta",)).fetchone()[0] is None:
@@ -255,6 +258,7 @@ class PostgresCheckpointer:
         if fmt != ROW_FORMAT:
             raise corrupt(session, step, f"unknown checkpoint format version {fmt!r} (this railgraph reads "
                           f"{ROW_FORMAT}); upgrade railgraph")
+        _check_row(session, step, row)
         q = self._sql
         messages = conn.execute(q("SELECT pos, data FROM {s}.messages WHERE session = %s AND pos >= %s AND pos < %s "
                                   "ORDER BY pos"), (session, msg_start, msg_end)).fetchall()
@@ -569,6 +573,22 @@ class _Encoded:
         self.versions = dumps(dict(cp.versions))
         self.seen = dumps({n: dict(v) for n, v in cp.versions_seen.items()})
         self.failure = dumps(cp.failure) if cp.failure is not None else None
+
+
+def _check_row(session: str, step: Any, row: tuple[Any, ...]) -> None:
+    """Refuse a checkpoint row whose columns have the wrong types (naming the first bad one)."""
+    (_, _, status, created_at, interrupt, *_, pending_from, msg_start, msg_end, rail_present, rail_start, rail_end,
+     summary_from, ev_seq, ev_count) = row
+    checks = {"step": (step, int), "status": (status, str), "created_at": (created_at, str),
+              "interrupt": (interrupt, (str, type(None))), "pending_from": (pending_from, (int, type(None))),
+              "msg_start": (msg_start, int), "msg_end": (msg_end, int), "rail_present": (rail_present, (int, bool)),
+              "rail_start": (rail_start, int), "rail_end": (rail_end, int),
+              "summary_from": (summary_from, (int, type(None))), "ev_seq": (ev_seq, (int, type(None))),
+              "ev_count": (ev_count, int)}
+    for name, (value, kind) in checks.items():
+        if not isinstance(value, kind) or (name == "ev_count" and value and ev_seq is None):
+            raise corrupt(session, step if isinstance(step, int) else None,
+                          f"checkpoint column {name} holds {value!r}, which is not valid there")
 
 
 def _union(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

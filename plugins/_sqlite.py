@@ -61,6 +61,7 @@ CACHE_SESSIONS = 64
 PAGE_SIZE = 4096
 AUTOCHECKPOINT = 1000
 T = TypeVar("T")
+_MALFORMED = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
 
 # Few b-trees per table (WITHOUT ROWID where the key is the natural one): every b-tree a commit
 # touches is at least one page appended to the WAL, and that is most of a step's cost.
@@ -323,6 +324,7 @@ class SqliteCheckpointer:
         if fmt != ROW_FORMAT:
             raise corrupt(session, step, f"unknown checkpoint format version {fmt!r} (this railgraph reads "
                           f"{ROW_FORMAT}); upgrade railgraph")
+        _check_row(session, step, row)
         messages = conn.execute("SELECT pos, data FROM messages WHERE session = ? AND pos >= ? AND pos < ? "
                                 "ORDER BY pos", (session, msg_start, msg_end)).fetchall()
         if len(messages) != msg_end - msg_start:
@@ -376,6 +378,8 @@ class SqliteCheckpointer:
             where = f" (session {session!r}" + (f" step {step}" if step is not None else "") + ")" if session else ""
             raise CheckpointError(f"SQLite store {self.path} failed{where}: {type(exc).__name__}: {exc}",
                                   session=session, step=step) from exc
+        except _MALFORMED as exc:  # a column of the wrong type or shape: unreadable stored data, not a bug
+            raise corrupt(session or "?", step, f"stored data is malformed ({type(exc).__name__}: {exc})", exc) from exc
 
     def _remember(self, session: str, entry: tuple[Checkpoint, _Meta]) -> None:
         cache = self._cache
@@ -667,6 +671,22 @@ def _insert(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> 
         conn.execute(sql, rows[0])  # cheaper than executemany for the common single row
     else:
         conn.executemany(sql, rows)
+
+
+def _check_row(session: str, step: Any, row: tuple[Any, ...]) -> None:
+    """Refuse a checkpoint row whose columns have the wrong types (naming the first bad one)."""
+    (_, _, status, created_at, interrupt, *_, pending_from, msg_start, msg_end, rail_present, rail_start, rail_end,
+     summary_from, ev_seq, ev_count) = row
+    checks = {"step": (step, int), "status": (status, str), "created_at": (created_at, str),
+              "interrupt": (interrupt, (str, type(None))), "pending_from": (pending_from, (int, type(None))),
+              "msg_start": (msg_start, int), "msg_end": (msg_end, int), "rail_present": (rail_present, (int, bool)),
+              "rail_start": (rail_start, int), "rail_end": (rail_end, int),
+              "summary_from": (summary_from, (int, type(None))), "ev_seq": (ev_seq, (int, type(None))),
+              "ev_count": (ev_count, int)}
+    for name, (value, kind) in checks.items():
+        if not isinstance(value, kind) or (name == "ev_count" and value and ev_seq is None):
+            raise corrupt(session, step if isinstance(step, int) else None,
+                          f"checkpoint column {name} holds {value!r}, which is not valid there")
 
 
 def _union(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
