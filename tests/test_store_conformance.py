@@ -362,3 +362,41 @@ def test_a_code_plugin_can_provide_the_store(tmp_path: Any) -> None:
 
     graph = counter_graph(2).compile(settings=Settings(persistence={"backend": "mine"}), plugins=[Plugin()])
     assert graph.runner.checkpointer is mine
+
+
+def test_the_errors_store_is_indexed_by_session_step_node_code_and_time(durable: Backend) -> None:
+    """The errors store has indexes leading with session (then step), node, code and time, and a unique id."""
+    durable.open()
+    if durable.name == "sqlite":
+        import sqlite3
+        with sqlite3.connect(durable.path) as conn:
+            names = [r[1] for r in conn.execute("PRAGMA index_list(errors)")]
+            leading = {tuple(c[2] for c in conn.execute(f"PRAGMA index_info({n})"))[:2] for n in names}
+            pk = [r[1] for r in conn.execute("PRAGMA table_info(errors)") if r[5]]
+        conn.close()
+    else:
+        import psycopg
+        with psycopg.connect(durable.dsn) as conn:
+            defs = [r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND "
+                                               "tablename = 'errors'", (durable.schema,))]
+        leading = {tuple(c.strip() for c in d.split("(", 1)[1].rstrip(")").split(","))[:2] for d in defs}
+        pk = ["id"] if any("(id)" in d and "UNIQUE" in d for d in defs) else []
+    assert pk == ["id"]
+    assert {("session", "step"), ("node", "at"), ("code", "at")} <= leading and any(t[0] == "at" for t in leading)
+
+
+def test_sqlite_settings_reach_the_connection(tmp_path: Any) -> None:
+    """[plugins.sqlite_store] path, busy_timeout and synchronous are applied; the parent directory is created."""
+    import sqlite3
+    path = tmp_path / "deep" / "er" / "rg.db"
+    graph = counter_graph(1).compile(settings=Settings(plugins={"sqlite_store": {
+        "path": str(path), "busy_timeout": 1234, "synchronous": "FULL"}}))
+    store = graph.runner.checkpointer
+    conn: sqlite3.Connection = store._conn  # noqa: SLF001 - the test inspects the live connection
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 1234
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    graph.close()
+    assert path.is_file()
+    with pytest.raises(Exception, match="synchronous"):
+        counter_graph(1).compile(settings=Settings(plugins={"sqlite_store": {"synchronous": "OFF"}}))
