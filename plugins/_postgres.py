@@ -239,6 +239,18 @@ class PostgresCheckpointer:
                                        "lock held)", session=session)
             self._held[session] = me
 
+    def _check_claim(self, cur: Any, session: str) -> None:
+        """Refuse to commit if the server no longer grants our claim (its connection was lost)."""
+        claims = self._claims
+        pid = claims.info.backend_pid if claims is not None and not claims.closed else None
+        key = _key("railgraph-session:" + session) & 0xFFFFFFFFFFFFFFFF
+        held = pid is not None and cur.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %s AND classid = %s "
+            "AND objid = %s AND objsubid = 1", (pid, key >> 32, key & 0xFFFFFFFF)).fetchone() is not None
+        if not held:
+            raise SessionBusyError(f"the claim on session {session!r} was lost (its connection to PostgreSQL "
+                                   "dropped); not committing, another worker may run it now", session=session)
+
     def release(self, session: str) -> None:
         """Give up the claim on `session` (idempotent)."""
         with self._lock:
@@ -416,6 +428,8 @@ class PostgresCheckpointer:
     def _apply(self, conn: Any, cp: Checkpoint, plan: WritePlan, enc: _Encoded, meta: _Meta | None) -> _Meta:
         session, step, q = cp.session, cp.step, self._sql
         cur = conn.cursor()
+        if session in self._held:
+            self._check_claim(cur, session)
         seq_of: dict[int, int] = {}
         first_seq = None
         if enc.events:

@@ -23,7 +23,6 @@ on a side file (``<db>-sessions.lock``): the kernel drops it when the owner dies
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import os
 import random
@@ -49,6 +48,11 @@ from railgraph.checkpoint import (
     plan_write,
 )
 from railgraph.errors import CheckpointError, SessionBusyError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: session claims need POSIX record locks
+    fcntl = None  # type: ignore[assignment]
 from railgraph.events import ErrorEvent
 
 SCHEMA_VERSION = 1
@@ -141,6 +145,9 @@ class _SessionLocks:
     _registry_lock = threading.Lock()
 
     def __init__(self, path: str) -> None:
+        if fcntl is None:
+            raise CheckpointError("the sqlite backend claims sessions with POSIX record locks (fcntl), which this "
+                                  "platform lacks; use Linux or macOS, or the postgres backend")
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         self.lock = threading.Lock()

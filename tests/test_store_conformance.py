@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from store_helpers import Backend, backend_fixture, counter_graph, event_id, fanout_graph
+from store_helpers import Backend, backend_fixture, counter_graph, event_id, fanout_graph, make_backend
 
 from railgraph import AppScope, CheckpointError, Message, NodePartial, NodeScope, SessionBusyError, Settings
 from railgraph.checkpoint import Checkpoint, Checkpointer, Delta, MemoryCheckpointer
@@ -400,3 +400,21 @@ def test_sqlite_settings_reach_the_connection(tmp_path: Any) -> None:
     assert path.is_file()
     with pytest.raises(Exception, match="synchronous"):
         counter_graph(1).compile(settings=Settings(plugins={"sqlite_store": {"synchronous": "OFF"}}))
+
+
+def test_postgres_refuses_to_commit_after_losing_its_claim(tmp_path: Any) -> None:
+    """If the connection holding a session's advisory lock dies, the next commit is refused, not written."""
+    b = make_backend("postgres", tmp_path)
+    try:
+        import psycopg
+        store = b.open()
+        store.acquire("s")
+        store.commit(checkpoint("s", 1), Delta(first=True))
+        pid = store._claims.info.backend_pid  # noqa: SLF001 - the test kills the claim's connection
+        with psycopg.connect(b.dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        with pytest.raises(SessionBusyError, match="claim on session 's' was lost"):
+            store.commit(checkpoint("s", 2), Delta())
+        assert [s for s, _, _ in store.history("s")] == [1]
+    finally:
+        b.close()
