@@ -246,11 +246,6 @@ def test_corrupt_rows_read_through_the_runner_raise_only_checkpoint_error(pristi
         assert _unexpected(_runner_reads(graph)) == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="plugins/_sqlite.py: `_decode` does arithmetic on "
-                   "checkpoint columns (msg_start, msg_end, rail_*, ev_seq, ev_count) without checking they are "
-                   "integers (TypeError), `sessions()` parses created_at outside the guard (ValueError), "
-                   "`backfill_errors` sorts corrupt rail windows (TypeError); the runner and the CLI turn these "
-                   "into CheckpointError, the store's own API does not yet")
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_corrupt_rows_read_through_the_store_api_raise_only_checkpoint_error(pristine_db: Path, tmp_path: Path,
