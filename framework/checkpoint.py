@@ -15,7 +15,7 @@ import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import CheckpointError, SessionBusyError
@@ -434,6 +434,43 @@ def plan_write(prev: Checkpoint | None, cp: Checkpoint, delta: Delta) -> WritePl
                      summary_changed=summary_changed, pending_changed=pending_changed, store_events=store_events)
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedRows:
+    """The JSON text a store writes for one commit, built before its write transaction starts.
+
+    Attributes:
+        events: each outbox event, in order. messages: each appended message.
+        extra: ``(key, json)`` per changed user key, ``(key, None)`` per deleted one.
+        frontier, versions, seen: the checkpoint's small columns. failure: ``None`` or JSON.
+    """
+
+    events: tuple[str, ...]
+    messages: tuple[str, ...]
+    extra: tuple[tuple[str, str | None], ...]
+    frontier: str
+    versions: str
+    seen: str
+    failure: str | None
+
+
+def encode_rows(cp: Checkpoint, plan: WritePlan) -> EncodedRows:
+    """Encode what `plan` writes of `cp`. Raises `TypeError`/`ValueError` for values that are not JSON."""
+    return EncodedRows(
+        events=tuple(e.to_json() for e in cp.events),
+        messages=tuple(dumps(m.to_dict()) for m in plan.messages),
+        extra=(*((k, dumps(v)) for k, v in plan.extra_set.items()), *((k, None) for k in plan.extra_deleted)),
+        frontier=dumps(list(cp.frontier)), versions=dumps(dict(cp.versions)),
+        seen=dumps({n: dict(v) for n, v in cp.versions_seen.items()}),
+        failure=dumps(cp.failure) if cp.failure is not None else None)
+
+
+def stored_time(when: datetime) -> str:
+    """ISO text for a stored time: UTC when aware, microseconds always (so texts sort like times)."""
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.isoformat(timespec="microseconds")
+
+
 def encode_pending_writes(pending: Mapping[str, NodePartial]) -> str | None:
     """JSON text of the pending writes (``None`` when there are none)."""
     return dumps({node: encode_partial(p) for node, p in pending.items()}) if pending else None
@@ -549,7 +586,10 @@ __all__ = [
     "decode_partial",
     "dumps",
     "encode_partial",
+    "EncodedRows",
     "WritePlan",
+    "encode_rows",
+    "stored_time",
     "decode_checkpoint",
     "encode_pending_writes",
     "load_pending_writes",

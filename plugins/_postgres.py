@@ -22,21 +22,23 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, TypeVar
 
 from railgraph.checkpoint import (
     BackfillReport,
     Checkpoint,
     Delta,
+    EncodedRows,
     SessionInfo,
     WritePlan,
     corrupt,
     decode_checkpoint,
-    dumps,
     encode_pending_writes,
+    encode_rows,
     load_stored_event,
     plan_write,
+    stored_time,
 )
 from railgraph.errors import CheckpointError, SessionBusyError
 from railgraph.events import ErrorEvent
@@ -99,13 +101,6 @@ class _Meta:
 def _key(text: str) -> int:
     """A signed 64-bit advisory-lock key for `text`."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
-
-
-def stamp(when: datetime) -> str:
-    """ISO text for a time: UTC, fixed width (sorts as text)."""
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc)
-    return when.isoformat(timespec="microseconds")
 
 
 class PostgresCheckpointer:
@@ -409,7 +404,7 @@ class PostgresCheckpointer:
                                       f"with step {cp.step}", session=session, step=cp.step)
             plan = plan_write(prev, cp, delta)
             try:
-                enc = _Encoded(cp, plan)
+                enc = encode_rows(cp, plan)
             except (TypeError, ValueError) as exc:
                 raise CheckpointError(f"checkpoint of session {session!r} step {cp.step} holds a value that cannot "
                                       f"be stored as JSON: {exc}", session=session, step=cp.step) from exc
@@ -425,7 +420,7 @@ class PostgresCheckpointer:
                                       f"{type(exc).__name__}: {exc}", session=session, step=cp.step) from exc
             self._remember(session, (cp, new_meta))
 
-    def _apply(self, conn: Any, cp: Checkpoint, plan: WritePlan, enc: _Encoded, meta: _Meta | None) -> _Meta:
+    def _apply(self, conn: Any, cp: Checkpoint, plan: WritePlan, enc: EncodedRows, meta: _Meta | None) -> _Meta:
         session, step, q = cp.session, cp.step, self._sql
         cur = conn.cursor()
         if session in self._held:
@@ -481,7 +476,7 @@ class PostgresCheckpointer:
             else:
                 pending_from = meta.pending_from
         cur.execute(q(f"INSERT INTO {{s}}.checkpoints ({_CP_COLS}, session) VALUES ({', '.join(['%s'] * 20)})"),
-                    (step, ROW_FORMAT, cp.status, stamp(cp.created_at), cp.interrupt, enc.frontier, enc.versions,
+                    (step, ROW_FORMAT, cp.status, stored_time(cp.created_at), cp.interrupt, enc.frontier, enc.versions,
                      enc.seen, enc.failure, pending, pending_from, msg_start, msg_end, plan.errors_present,
                      rail_start, rail_end, summary_from, first_seq, len(cp.events), session))
         if plan.store_events:
@@ -489,7 +484,7 @@ class PostgresCheckpointer:
             for i, event in enumerate(plan.store_events):
                 seq = seq_of.get(id(event))
                 rows.append((str(event.id), session, step, i, event.node, event.code, event.scope.kind,
-                             stamp(event.when), seq, None if seq is not None else event.to_json()))
+                             stored_time(event.when), seq, None if seq is not None else event.to_json()))
             cur.executemany(q("INSERT INTO {s}.errors (id, session, step, ord, node, code, scope, at, seq, data) "
                               "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"), rows)
         if cp.events:
@@ -541,7 +536,7 @@ class PostgresCheckpointer:
                         seen.add(key)
                         if key not in have:
                             rows.append((key, session, step, pos, event.node, event.code, event.scope.kind,
-                                         stamp(event.when), event.to_json()))
+                                         stored_time(event.when), event.to_json()))
                 if not rows or dry_run:
                     return len(seen), len(rows)
                 added = 0
@@ -572,21 +567,6 @@ class PostgresCheckpointer:
             for conn in (self._claims, self._conn):
                 if conn is not None and not conn.closed:
                     conn.close()
-
-
-class _Encoded:
-    """The JSON text of a checkpoint's new parts, built before the write transaction starts."""
-
-    __slots__ = ("events", "extra", "failure", "frontier", "messages", "seen", "versions")
-
-    def __init__(self, cp: Checkpoint, plan: WritePlan) -> None:
-        self.events = [e.to_json() for e in cp.events]
-        self.messages = [dumps(m.to_dict()) for m in plan.messages]
-        self.extra = [(k, dumps(v)) for k, v in plan.extra_set.items()] + [(k, None) for k in plan.extra_deleted]
-        self.frontier = dumps(list(cp.frontier))
-        self.versions = dumps(dict(cp.versions))
-        self.seen = dumps({n: dict(v) for n, v in cp.versions_seen.items()})
-        self.failure = dumps(cp.failure) if cp.failure is not None else None
 
 
 def _check_row(session: str, step: Any, row: tuple[Any, ...]) -> None:

@@ -13,7 +13,8 @@ Layout (schema version 1). Per session, append-only logs and a small row per che
   checkpoint's transaction; ``cursors`` — one delivery cursor per sink.
 * ``errors`` — the dedicated errors store: append-only, idempotent on event id, indexed by
   session/step, node, code and time.
-* ``sessions`` — one summary row per session; ``meta`` — the schema version.
+* ``sessions`` — one row per session (its status, steps and error count are read from its newest
+  checkpoint and the outbox); ``meta`` — the schema version.
 
 Writers use ``BEGIN IMMEDIATE`` in WAL mode with a busy timeout, and retry with backoff on
 ``SQLITE_BUSY``; readers never block writers. A session is claimed with a POSIX byte-range lock
@@ -31,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,13 +40,16 @@ from railgraph.checkpoint import (
     BackfillReport,
     Checkpoint,
     Delta,
+    EncodedRows,
     SessionInfo,
+    WritePlan,
     corrupt,
     decode_checkpoint,
-    dumps,
     encode_pending_writes,
+    encode_rows,
     load_stored_event,
     plan_write,
+    stored_time,
 )
 from railgraph.errors import CheckpointError, SessionBusyError
 
@@ -119,13 +123,6 @@ class _Meta:
     rail_end: int
     summary_from: int | None
     pending_from: int | None
-
-
-def stamp(when: datetime) -> str:
-    """ISO text for a time: UTC, fixed width (sorts as text)."""
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc)
-    return when.isoformat(timespec="microseconds")
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -489,7 +486,7 @@ class SqliteCheckpointer:
                                       f"with step {cp.step}", session=session, step=cp.step)
             plan = plan_write(prev, cp, delta)
             try:
-                enc = _Encoded(cp, plan)
+                enc = encode_rows(cp, plan)
             except (TypeError, ValueError) as exc:
                 raise CheckpointError(f"checkpoint of session {session!r} step {cp.step} holds a value that cannot "
                                       f"be stored as JSON: {exc}", session=session, step=cp.step) from exc
@@ -505,7 +502,8 @@ class SqliteCheckpointer:
                                       f"{type(exc).__name__}: {exc}", session=session, step=cp.step) from exc
             self._remember(session, (cp, new_meta))
 
-    def _apply(self, conn: sqlite3.Connection, cp: Checkpoint, plan: Any, enc: _Encoded, meta: _Meta | None) -> _Meta:
+    def _apply(self, conn: sqlite3.Connection, cp: Checkpoint, plan: WritePlan, enc: EncodedRows,
+               meta: _Meta | None) -> _Meta:
         session, step = cp.session, cp.step
         ex = conn.execute
         # outbox first: the rail and the errors store point at its rows
@@ -562,7 +560,7 @@ class SqliteCheckpointer:
             else:
                 pending_from = meta.pending_from
         ex(f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 20)})",
-           (step, ROW_FORMAT, cp.status, stamp(cp.created_at), cp.interrupt, enc.frontier, enc.versions, enc.seen,
+           (step, ROW_FORMAT, cp.status, stored_time(cp.created_at), cp.interrupt, enc.frontier, enc.versions, enc.seen,
             enc.failure, pending, pending_from, msg_start, msg_end, int(plan.errors_present), rail_start, rail_end,
             summary_from, first_seq, len(cp.events), session))
         # the dedicated errors store: idempotent on the event id
@@ -571,7 +569,7 @@ class SqliteCheckpointer:
             for i, event in enumerate(plan.store_events):
                 seq = seq_of.get(id(event))
                 rows.append((str(event.id), session, step, i, event.node, event.code, event.scope.kind,
-                             stamp(event.when), seq, None if seq is not None else event.to_json()))
+                             stored_time(event.when), seq, None if seq is not None else event.to_json()))
             _insert(conn, "INSERT OR IGNORE INTO errors (id, session, step, ord, node, code, scope, at, seq, data) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         # status, steps and errors of `sessions()` are read from the newest checkpoint and the outbox
@@ -625,7 +623,7 @@ class SqliteCheckpointer:
                         seen.add(key)
                         if key not in have:
                             rows.append((key, session, step, pos, event.node, event.code, event.scope.kind,
-                                         stamp(event.when), event.to_json()))
+                                         stored_time(event.when), event.to_json()))
                 added = 0
                 if rows and not dry_run:
                     before = conn.total_changes
@@ -656,21 +654,6 @@ class SqliteCheckpointer:
         with self._lock:
             self._cache.clear()
             self._conn.close()
-
-
-class _Encoded:
-    """The JSON text of a checkpoint's new parts, built before the write transaction starts."""
-
-    __slots__ = ("events", "extra", "failure", "frontier", "messages", "seen", "versions")
-
-    def __init__(self, cp: Checkpoint, plan: Any) -> None:
-        self.events = [e.to_json() for e in cp.events]
-        self.messages = [dumps(m.to_dict()) for m in plan.messages]
-        self.extra = [(k, dumps(v)) for k, v in plan.extra_set.items()] + [(k, None) for k in plan.extra_deleted]
-        self.frontier = dumps(list(cp.frontier))
-        self.versions = dumps(dict(cp.versions))
-        self.seen = dumps({n: dict(v) for n, v in cp.versions_seen.items()})
-        self.failure = dumps(cp.failure) if cp.failure is not None else None
 
 
 def _insert(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
