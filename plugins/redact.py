@@ -40,16 +40,22 @@ DENYLIST = ("password", "passwords", "passwd", "pwd", "passphrase", "secret", "s
             "session_id", "sessionid", "private_key", "client_secret", "credential", "credentials", "jwt",
             "refresh_token", "access_token", "otp", "pin", "ssn")
 EXEMPT = re.compile(r"(context|error(\.cause|\.group\.\d+)*\.details)\.session")
-VALUE_PATTERNS = (
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
-    r"(?<=[a-z0-9+.\-]://)[^\s:/@]+:[^\s@/]+(?=@)",
-    r"(?<=(?i:bearer) )[A-Za-z0-9\-._~+/]+=*",
-    r"(?<=(?i:basic) )[A-Za-z0-9+/]{8,}=*",
-    r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
-    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|sk_live_[A-Za-z0-9]{10,})",
-    r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{32,}",
+# Each value pattern comes with a cheap necessary condition (a literal it cannot match without,
+# checked on the lower-cased string) so ordinary text costs a few substring tests, not a regex pass.
+VALUE_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("-----begin",), r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+    (("://",), r"(?<=[a-z0-9+.\-]://)[^\s:/@]+:[^\s@/]+(?=@)"),
+    (("bearer ",), r"(?<=(?i:bearer) )[A-Za-z0-9\-._~+/]+=*"),
+    (("basic ",), r"(?<=(?i:basic) )[A-Za-z0-9+/]{8,}=*"),
+    (("eyj",), r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
+    (("akia", "asia"), r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    (("gh", "xox", "sk-", "sk_live_"),
+     r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|sk_live_[A-Za-z0-9]{10,})"),
+    ((), r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{32,}"),
 )
+KEY_BEFORE_SEP = re.compile(r"""(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9_.\-]*)["']?\s*[=:]""")
+_SEPARATORS = str.maketrans("", "", "_.-")
+LONG_RUN = re.compile(r"[A-Za-z0-9_-]{32,}")  # the last pattern's necessary condition
 PAIR = re.compile(r"""(?<![A-Za-z0-9_.\-"'])(?P<key>["']?[A-Za-z][A-Za-z0-9_.\-]*["']?)(?P<sep>\s*[=:]\s*)"""
                   r"""(?P<value>"[^"]*"|'[^']*'|(?i:(?:bearer|basic|token|digest)\s+)?[^\s,;&"']+)""")
 
@@ -84,19 +90,41 @@ class Redactor:
 
     def __init__(self, keys: tuple[str, ...], patterns: tuple[str, ...], replacement: str) -> None:
         self.deny = [tuple(_words(k)) for k in dict.fromkeys((*DENYLIST, *keys)) if _words(k)]
-        self.patterns = [re.compile(p) for p in (*VALUE_PATTERNS, *patterns)]
+        self.builtin = [(needles, re.compile(p)) for needles, p in VALUE_PATTERNS]
+        self.custom = [re.compile(p) for p in patterns]
+        # A key names a secret only if its letters and digits hold some entry's longest word.
+        self.hints = tuple(sorted({max(e, key=len) for e in self.deny}))
         self.replacement = replacement
+        self._keys: dict[str, bool] = {}
 
     def secret_key(self, key: str) -> bool:
-        """True when `key` names a secret (see the module docstring)."""
+        """True when `key` names a secret (see the module docstring); memoised, keys repeat."""
+        known = self._keys.get(key)
+        if known is not None:
+            return known
         words = _words(key)
         joined = "".join(words)
+        found = False
         for entry in self.deny:
             n = len(entry)
             if any(tuple(words[i:i + n]) == entry for i in range(len(words) - n + 1)):
-                return True
+                found = True
+                break
             flat = "".join(entry)
             if len(flat) >= 5 and joined.endswith(flat):
+                found = True
+                break
+        if len(self._keys) >= 4096:
+            self._keys.clear()
+        self._keys[key] = found
+        return found
+
+    def _may_pair(self, value: str) -> bool:
+        """A necessary condition for PAIR to find a secret key: some run of key characters ending in
+        ``=`` or ``:`` holds a hint word once lower-cased and stripped of separators."""
+        for m in KEY_BEFORE_SEP.finditer(value):
+            key = m[1].lower().translate(_SEPARATORS)
+            if any(h in key for h in self.hints):
                 return True
         return False
 
@@ -109,9 +137,17 @@ class Redactor:
                 # the value may itself hold a pair: "failed: password=..." matched as key "failed"
                 return f"{m['key']}{m['sep']}{PAIR.sub(pair, m['value'])}"
             return f"{m['key']}{m['sep']}{self.replacement}"
-        if "=" in value or ":" in value:
+        if ("=" in value or ":" in value) and self._may_pair(value):
             value = PAIR.sub(pair, value)
-        for pattern in self.patterns:
+        lower = value.lower()
+        for needles, pattern in self.builtin:
+            if needles:
+                if not any(n in lower for n in needles):
+                    continue
+            elif not LONG_RUN.search(value):
+                continue
+            value = pattern.sub(self.replacement, value)
+        for pattern in self.custom:
             value = pattern.sub(self.replacement, value)
         return value
 
