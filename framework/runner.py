@@ -205,7 +205,8 @@ class Runner:
             if checkpointer is None:
                 raise ConfigError(f"no plugin provides persistence.backend = {backend!r} "
                                   "(built-in: sqlite, postgres, memory)", key="persistence.backend",
-                                  file=str(s.file) if s.file else None)
+                                  file=str(s.file) if s.file else None,
+                                  line=find_key_line(s.file, ("persistence", "backend")) if s.file else None)
         self.checkpointer: Checkpointer = checkpointer
         sinks: list[Sink] = []
         for _, contributed in self.plugins.call("make_sinks", settings=s):
