@@ -14,6 +14,7 @@ a usage error exits 64; anything unexpected is reported in one line and exits 70
     14   BarrierError                         15   StepLimitError
     16   CheckpointError: store unreadable    17   SessionBusyError
     18   SessionNotFoundError                 64   usage error (bad option, missing argument)
+    66   no store: a read-only command found no SQLite file at the configured path (none is created)
     70   internal error (a bug)               73   config init refused to overwrite / cannot write
     130  interrupted (Ctrl-C)
 
@@ -30,6 +31,7 @@ import inspect
 import json
 import os
 import re
+import shlex
 import sqlite3
 import sys
 import threading
@@ -52,23 +54,26 @@ from rich.text import Text
 from . import __version__, hookspecs
 from .checkpoint import Checkpointer
 from .config import (
+    ENV_PREFIX,
     ErrorsSettings,
     PersistenceSettings,
     PluginsSettings,
     RunnerSettings,
     Settings,
     commented_toml,
+    find_key_line,
 )
 from .errors import CheckpointError, ConfigError, GraphError, InputError, RunnerError, SessionNotFoundError
 from .events import ErrorEvent
 from .graph import GraphBuilder, GraphSpec
-from .hookspecs import StepReport, hookimpl
+from .hookspecs import EXTRA_ERRORS_MODES, StepReport, hookimpl
 from .manager import ENTRY_POINT_GROUP, Plugins, _entry_points, make_plugins
 from .render import diagnostic_from_failure, render_diagnostic, render_events, scope_text, summarize_events
 from .runner import CompiledGraph, Runner, check_session_id
 from .state import ERRORS_KEY
 
 EXIT_USAGE = 64
+EXIT_NO_STORE = 66  # sysexits EX_NOINPUT: the store a read-only command should read does not exist
 EXIT_INTERNAL = 70
 EXIT_CANTCREAT = 73
 EXIT_INTERRUPTED = 130
@@ -117,10 +122,82 @@ def bound_settings() -> tuple[Settings, Plugins]:
     return plugins.bind(settings), plugins
 
 
-def open_store(settings: Settings | None = None) -> Runner:
-    """A runner without a graph: the configured store and plugins, for reading sessions and errors."""
+class NoStoreError(click.ClickException):
+    """A read-only command found no store to read (exit 66); it does not create one."""
+
+    exit_code = EXIT_NO_STORE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _bind_quietly(settings: Settings) -> tuple[Settings, Plugins] | None:
+    """`settings` bound to the installed plugins, or ``None`` if that fails (the runner then reports why)."""
+    try:
+        plugins = make_plugins(disable=settings.plugins.disable)
+        return plugins.bind(settings), plugins
+    except RunnerError:
+        return None
+
+
+def missing_sqlite_store(settings: Settings) -> Path | None:
+    """The configured SQLite file when the backend is the built-in ``sqlite`` store and the file does not exist."""
+    bound = _bind_quietly(settings)
+    if bound is None:
+        return None
+    settings, plugins = bound
+    if settings.persistence.backend != "sqlite" or "sqlite_store" not in plugins.implementers("make_checkpointer"):
+        return None
+    path = _sqlite_path(settings)
+    return None if path.exists() else path
+
+
+def _redact_dsn(dsn: str) -> str:
+    """A PostgreSQL DSN without its password (URL ``user:pw@`` or a ``password=`` pair)."""
+    dsn = re.sub(r"(://[^:/@?#]*):[^@/?#]*@", r"\1@", dsn)
+    return re.sub(r"(?i)\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "password=[REDACTED]", dsn)
+
+
+def store_description(settings: Settings) -> str:
+    """Which store `settings` select, for messages: backend and file or DSN (never a password)."""
+    backend = settings.persistence.backend
+    if backend == "sqlite":
+        path = _sqlite_path(settings)
+        return f"sqlite store {path.resolve() if not path.is_absolute() else path}"
+    if backend == "postgres":
+        section = settings.sections.get("postgres_store")
+        dsn, schema = getattr(section, "dsn", ""), getattr(section, "schema", None)
+        return f"postgres store {_redact_dsn(dsn) or '(no dsn)'}" + (f", schema {schema}" if schema else "")
+    if backend == "memory":
+        return "memory store of this process"
+    return f"{backend} store"
+
+
+def no_store_message(path: Path, *, short: bool = False) -> str:
+    shown = path.resolve() if not path.is_absolute() else path
+    if short:
+        return f"no store at {shown} (nothing has run with these settings in this directory)"
+    return (f"no store at {shown}: nothing has run with these settings in this directory (persistence.backend "
+            f"\"sqlite\", [plugins.sqlite_store] path {str(path)!r}); run where the runs ran and with their "
+            "--config, or run a graph first")
+
+
+def open_store(settings: Settings | None = None, *, existing: bool = False, session: str | None = None) -> Runner:
+    """A runner without a graph: the configured store and plugins, for reading sessions and errors.
+
+    With `existing`, a missing SQLite file is not created: `NoStoreError` (exit 66), or
+    `SessionNotFoundError` (18) naming the path when a `session` was asked for.
+    """
+    settings = settings if settings is not None else load_settings()
+    if existing:
+        missing = missing_sqlite_store(settings)
+        if missing is not None:
+            if session is not None:
+                raise SessionNotFoundError(f"session {session!r} is not in the store: "
+                                           f"{no_store_message(missing, short=True)}", session=session)
+            raise NoStoreError(no_store_message(missing))
     spec = GraphSpec(nodes={}, entry=(), edges={}, routers={}, name="(store)")
-    return Runner(spec, settings=settings if settings is not None else load_settings())
+    return Runner(spec, settings=settings)
 
 
 @contextmanager
@@ -198,8 +275,10 @@ class RailgraphGroup(click.Group):
 def cli() -> None:
     """railgraph: graph workflows whose errors are typed, durable, bounded and pluggable.
 
-    Exit codes: 0 ok, 2 graph/TARGET, 3 config, 4 plugin, 6 input, 10-15 run failures, 16 store,
-    18 no such session, 64 usage, 70 internal; the README has the full table.
+    Exit codes: 0 ok (an interrupt pause too), 1 other error, 2 graph/TARGET, 3 config, 4 plugin,
+    5 event JSON, 6 input, 10-15 run failures, 16 store unreadable, 17 session busy, 18 no such
+    session, 64 usage, 66 no store, 70 internal, 73 cannot write the file, 130 interrupted (Ctrl-C);
+    the README has the full table.
     """
 
 
@@ -363,7 +442,14 @@ class Progress:
         self.last_ran: tuple[str, ...] = ()
         self.running: dict[str, float] = {}
         self.started = time.monotonic()
+        self.on_start: Callable[[bool], None] | None = None  # called once the run holds the session's claim
         self._lock = threading.Lock()
+
+    @hookimpl
+    def before_session(self, session: str, resumed: bool) -> None:
+        """The runner claimed the session and loaded it: the run really starts."""
+        if session == self.session and self.on_start is not None:
+            self.on_start(resumed)
 
     @hookimpl
     def after_step(self, report: StepReport) -> None:
@@ -401,6 +487,32 @@ class Progress:
         return Group(*lines)
 
 
+def settings_env() -> list[str]:
+    """The RAILGRAPH_* variables that change settings (``RAILGRAPH_CONFIG`` unless --config was given)."""
+    return sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and
+                  ("__" in k or (k == ENV_PREFIX + "CONFIG" and config_path() is None)))
+
+
+def resume_command(target: str, session: str, *, config: str | None = None, max_steps: int | None = None) -> str:
+    """The shell command that resumes `session` with the same --config and --max-steps (quoted for a shell)."""
+    args = ["railgraph", "run", target]
+    if config is not None:
+        args += ["--config", config]
+    args += ["--session", session, "--resume"]
+    if max_steps is not None:
+        args += ["--max-steps", str(max_steps)]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def _print_resume(console: Console, target: str, session: str, max_steps: int | None, style: str = "") -> None:
+    console.print(f"  resume with: {resume_command(target, session, config=config_path(), max_steps=max_steps)}",
+                  markup=False, soft_wrap=True, style=style)
+    env = settings_env()
+    if env:
+        console.print(f"  (this run also took settings from the environment: {', '.join(env)}; a resume uses "
+                      "the environment it runs in)", markup=False, soft_wrap=True, style=style or "dim")
+
+
 @cli.command()
 @click.argument("target")
 @config_option
@@ -423,6 +535,11 @@ def run(target: str, session: str | None, input_: str | None, resume: bool, max_
     data = None if resume else read_input(input_)
     settings = load_settings()
     spec = load_target(target)
+    if resume:
+        missing = missing_sqlite_store(settings)
+        if missing is not None:  # do not create an empty store just to find the session is not in it
+            raise SessionNotFoundError(f"session {session!r} has no stored checkpoint to resume: "
+                                       f"{no_store_message(missing, short=True)}", session=session)
     out = _console()
     session = session or uuid.uuid4().hex[:12]
     live = out.is_terminal
@@ -434,19 +551,38 @@ def run(target: str, session: str | None, input_: str | None, resume: bool, max_
     if not live:
         out.print(f"{'resuming' if resume else 'running'} {target} · session {session} · "
                   f"store {runner.settings.persistence.backend}", markup=False, soft_wrap=True)
+    prior = None
     if not resume:
         with store_errors(f"reading session {session!r}"):
             prior = runner.checkpointer.latest(session)
-        if prior is not None:
+
+    def restart_note(resumed: bool) -> None:  # only once the claim is ours: a busy session is not restarted
+        if prior is not None and not resumed:
             out.print(f"note: session {session} exists ({prior.status} at step {prior.step}): starting it again "
                       "from the entry; its trail keeps the earlier events (use --resume to continue it instead)",
                       style="dim", markup=False, soft_wrap=True)
+
+    progress.on_start = restart_note
     display = Live(progress, console=out, refresh_per_second=8, transient=True) if live else nullcontext()
     try:
         try:
             with display:
                 state = graph.invoke(data, session=session, max_steps=max_steps)
+        except KeyboardInterrupt:
+            errs = _console(stderr=True)
+            if progress.step or resume:  # something of this session is committed: it can be resumed
+                at = f"after step {progress.step}" if progress.step else "at its last checkpoint"
+                errs.print(f"interrupted (Ctrl-C): session {session} stopped {at} (every committed step is kept); "
+                           "the store shows it as \"running\" until it is resumed or restarted",
+                           markup=False, soft_wrap=True)
+                _print_resume(errs, target, session, max_steps)
+            else:
+                errs.print("interrupted (Ctrl-C) before the run committed anything", markup=False, soft_wrap=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except RunnerError as err:
+            if isinstance(err, SessionNotFoundError):  # name the store that was looked in
+                err = SessionNotFoundError(f"{err.message} (in the {store_description(runner.settings)})",
+                                           session=err.session)
             failed = {e.id for e in err.events}
             earlier = [e for e in progress.events if e.id not in failed]
             if earlier:
@@ -455,8 +591,7 @@ def run(target: str, session: str | None, input_: str | None, resume: bool, max_
             errs = _console(stderr=True)
             errs.print(render_diagnostic(err), soft_wrap=True)
             if err.event is not None and err.session:  # the failure was committed: it can be resumed
-                errs.print(f"  resume with: railgraph run {target} --session {session} --resume", markup=False,
-                           soft_wrap=True, style="dim")
+                _print_resume(errs, target, session, max_steps, style="dim")
             raise click.exceptions.Exit(err.exit_code) from None
         if progress.events:
             out.print(render_events(progress.events, title=f"error ladder of session {session} (this run)"),
@@ -465,8 +600,7 @@ def run(target: str, session: str | None, input_: str | None, resume: bool, max_
                              (session, "bold"), f" {state.status} at step {state.step}")
         out.print(line, soft_wrap=True)
         if state.status == "interrupted":
-            out.print(f"  resume with: railgraph run {target} --session {session} --resume", markup=False,
-                      soft_wrap=True)
+            _print_resume(out, target, session, max_steps)
         if progress.events:
             out.print(f"  the full trail: railgraph errors {session}", markup=False, soft_wrap=True)
     finally:
@@ -494,10 +628,20 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+def type_matches(type_name: str, pattern: str) -> bool:
+    """`pattern` (a glob) matches the dotted exception type or its last part (``CRMUnavailable``)."""
+    return fnmatch.fnmatchcase(type_name, pattern) or fnmatch.fnmatchcase(type_name.rpartition(".")[2], pattern)
+
+
 def filter_events(events: Sequence[ErrorEvent], *, scopes: Sequence[str] = (), nodes: Sequence[str] = (),
-                  codes: Sequence[str] = (), tags: Sequence[str] = (), since: datetime | None = None,
-                  limit: int | None = None) -> list[ErrorEvent]:
-    """Events matching every given filter (codes may be globs), the newest `limit` of them, in order."""
+                  codes: Sequence[str] = (), types: Sequence[str] = (), tags: Sequence[str] = (),
+                  since: datetime | None = None, limit: int | None = None) -> list[ErrorEvent]:
+    """Events matching every given filter, the newest `limit` of them, in order.
+
+    `codes` and `types` are globs: a code matches only events that carry one (``event.code``); a
+    type matches the exception type of the ladder's top rung (``event.error.type``, e.g.
+    ``triage.CRMUnavailable``, or just its last part, ``CRMUnavailable``).
+    """
     out = []
     for e in events:
         if scopes and e.scope.kind not in scopes:
@@ -505,6 +649,8 @@ def filter_events(events: Sequence[ErrorEvent], *, scopes: Sequence[str] = (), n
         if nodes and e.node not in nodes:
             continue
         if codes and not any(fnmatch.fnmatchcase(e.code or "", c) for c in codes):
+            continue
+        if types and not any(type_matches(e.error.type, t) for t in types):
             continue
         if tags and not all(t in e.tags for t in tags):
             continue
@@ -522,27 +668,34 @@ def filter_events(events: Sequence[ErrorEvent], *, scopes: Sequence[str] = (), n
 @click.option("--scope", multiple=True, type=click.Choice(["node", "scheduler", "runner", "app"]),
               help="Only events of this scope (repeatable).")
 @click.option("--node", multiple=True, help="Only events of this node (repeatable).")
-@click.option("--code", multiple=True, help="Only events with this code; globs work: 'railgraph.runner.*' (repeatable).")
+@click.option("--code", multiple=True,
+              help="Only events with this code; globs work: 'railgraph.runner.*' (repeatable). Events without a "
+                   "code never match: use --type for exception types.")
+@click.option("--type", "type_", multiple=True,
+              help="Only events whose exception type matches, dotted or its last part; globs work: 'triage.*', "
+                   "TimeoutError (repeatable).")
 @click.option("--tag", multiple=True, help="Only events carrying this tag (repeatable: all must match).")
 @click.option("--since", help="Only events at or after an ISO time, or within a duration: 30s, 10m, 2h, 1d.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N matching events.")
 def errors(session: str, as_json: bool, jsonl: bool, scope: tuple[str, ...], node: tuple[str, ...],
-           code: tuple[str, ...], tag: tuple[str, ...], since: str | None, limit: int | None) -> None:
+           code: tuple[str, ...], type_: tuple[str, ...], tag: tuple[str, ...], since: str | None,
+           limit: int | None) -> None:
     """Show the persisted error trail of SESSION, oldest first (works after the run ended or crashed)."""
     if as_json and jsonl:
         raise click.UsageError("--json and --jsonl are exclusive")
     check_session_id(session)
     since_at = parse_since(since) if since else None
-    runner = open_store()
+    runner = open_store(existing=True, session=session)
     try:
         with store_errors(f"reading session {session!r}"):
             if not _session_exists(runner.checkpointer, session):
                 raise SessionNotFoundError(f"session {session!r} is not in the store "
-                                           f"({runner.settings.persistence.backend})", session=session)
+                                           f"({store_description(runner.settings)})", session=session)
             events = runner.errors(session)
             latest = runner.checkpointer.latest(session)
             failure = runner.failure(session) if latest is not None and latest.status == "failed" else None
-        shown = filter_events(events, scopes=scope, nodes=node, codes=code, tags=tag, since=since_at, limit=limit)
+        shown = filter_events(events, scopes=scope, nodes=node, codes=code, types=type_, tags=tag, since=since_at,
+                              limit=limit)
         if as_json:
             click.echo(json.dumps([json.loads(e.to_json()) for e in shown], indent=2))
             return
@@ -584,8 +737,12 @@ def _ago(when: datetime | None, now: datetime) -> str:
 @click.option("--limit", type=click.IntRange(min=1), help="Only the N most recently updated sessions.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def sessions(status: tuple[str, ...], limit: int | None, as_json: bool) -> None:
-    """List stored sessions: status, steps, error count, last error, last update (newest first)."""
-    runner = open_store()
+    """List stored sessions: status, steps, error count, last error, last update (newest first).
+
+    "running" means the last commit was a running step: the session is running now, or its process
+    died (killed, Ctrl-C) before it finished; `railgraph run TARGET --session ID --resume` continues it.
+    """
+    runner = open_store(existing=True)
     try:
         with store_errors("listing sessions"):
             infos = runner.checkpointer.sessions()
@@ -745,18 +902,30 @@ def explain_hooks(settings: Settings, plugins: Plugins) -> list[dict[str, Any]]:
     return rows
 
 
+def explain_values(settings: Settings) -> list[tuple[str, Any, str]]:
+    """Every key of bound `settings` as ``(key, value, source)``, unset ones (``None``) included."""
+    data = settings.model_dump(mode="json")
+    data["plugins"] = {"disable": list(settings.plugins.disable),
+                       **{n: m.model_dump(mode="json") for n, m in settings.sections.items()}}
+    origins = settings.origins()  # covers the keys that have a value
+    return [(key, value, origins.get(key, "default")) for key, value in _flat(data).items()]
+
+
 @config.command("explain")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def config_explain(as_json: bool) -> None:
-    """Print each effective value with its source, and which plugin implements each hook."""
+    """Print each effective value with its source, and which plugin implements each hook.
+
+    Keys that are unset (no value: no limit, no cap...) are listed as ``(unset)``.
+    """
     settings, plugins = bound_settings()
-    values = _flat(settings.to_data())
-    origins = settings.origins()
+    rows = explain_values(settings)
     hooks = explain_hooks(settings, plugins)
     if as_json:
         click.echo(json.dumps({"file": str(settings.file) if settings.file else None,
-                               "values": [{"key": k, "value": values.get(k), "source": s} for k, s in origins.items()],
+                               "values": [{"key": k, "value": v, "source": s, **({"unset": True} if v is None else {})}
+                                          for k, v, s in rows],
                                "hooks": hooks}, indent=2, default=str))
         return
     out = _console()
@@ -766,8 +935,9 @@ def config_explain(as_json: bool) -> None:
     table.add_column("value", overflow="fold")
     table.add_column("source")
     styles = {"default": "dim", "file": "green", "env": "yellow", "argument": "cyan"}
-    for key, source in origins.items():
-        table.add_row(key, json.dumps(values.get(key)), Text(source, style=styles.get(source, "")))
+    for key, value, source in rows:
+        shown = Text("(unset)", style="dim") if value is None else Text(json.dumps(value))
+        table.add_row(key, shown, Text(source, style=styles.get(source, "")))
     out.print(table)
     out.print()
     hooks_table = Table(box=None, header_style="bold", pad_edge=False)
@@ -786,10 +956,64 @@ def config_explain(as_json: bool) -> None:
 @config.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False))
 def config_validate(file: str) -> None:
-    """Check FILE: TOML syntax, unknown keys, types and plugin sections, with the line of the first problem."""
+    """Check FILE as `run` would: TOML syntax, unknown keys, types, plugin sections, and that the loaded
+    plugins serve its backend and extra-errors mode; the first problem with its file, line and key.
+
+    Opens no store (a third-party backend is asked for its store, as `run` would, and it is closed).
+    """
     settings = Settings.load(file)
-    make_plugins(disable=settings.plugins.disable).bind(settings)
+    plugins = make_plugins(disable=settings.plugins.disable)
+    check_resolvable(plugins.bind(settings), plugins)
     click.echo(f"{file}: valid")
+
+
+def located_error(settings: Settings, key: str, message: str) -> ConfigError:
+    """A `ConfigError` about `key` naming where its value came from: file and line, or environment variable."""
+    keypath = tuple(key.split("."))
+    source = settings.origins().get(key)
+    if source == "file" and settings.file is not None:
+        line = find_key_line(settings.file, keypath)
+        return ConfigError(f"{settings.file}:{line or '?'}: {key}: {message}", file=str(settings.file), key=key,
+                           line=line)
+    if source == "env":
+        return ConfigError(f"environment {ENV_PREFIX}{'__'.join(p.upper() for p in keypath)}: {key}: {message}",
+                           key=key)
+    return ConfigError(f"{key}: {message}", key=key)
+
+
+_BUILTIN_BACKENDS = {"sqlite": "sqlite_store", "postgres": "postgres_store", "memory": "memory_store"}
+
+
+def check_resolvable(settings: Settings, plugins: Plugins) -> None:
+    """What `Runner` resolves beyond the settings model: the extra-errors mode and the backend.
+
+    Raises:
+        ConfigError: no loaded plugin serves ``persistence.backend``, the postgres backend has no
+            DSN, or the extra-errors mode decided by the plugins is unknown (file, line and key).
+    """
+    who, mode = plugins.first("extra_errors_mode", settings=settings)
+    if mode is not None and mode not in EXTRA_ERRORS_MODES:
+        raise located_error(settings, "plugins.extra_errors.mode",
+                            f"plugin {who} answers unknown extra-errors mode {mode!r}; expected one of "
+                            f"{list(EXTRA_ERRORS_MODES)}")
+    backend = settings.persistence.backend
+    providers = plugins.implementers("make_checkpointer")
+    builtin = _BUILTIN_BACKENDS.get(backend)
+    if builtin is not None and builtin in providers:
+        if backend == "postgres" and not getattr(settings.sections.get("postgres_store"), "dsn", ""):
+            raise located_error(settings, "plugins.postgres_store.dsn", 'persistence.backend = "postgres" needs a '
+                                "DSN (or RAILGRAPH_PLUGINS__POSTGRES_STORE__DSN)")
+        return
+    others = [p for p in providers if p not in _BUILTIN_BACKENDS.values()]
+    if others:  # only a third-party plugin can serve this name: ask it, as run would
+        _, store = plugins.first("make_checkpointer", backend=backend, settings=settings)
+        if store is not None:
+            store.close()
+            return
+    served = sorted(b for b, p in _BUILTIN_BACKENDS.items() if p in providers)
+    raise located_error(settings, "persistence.backend",
+                        f"no loaded plugin provides backend {backend!r} (available: {', '.join(served) or 'none'}"
+                        f"{'; third-party store plugins: ' + ', '.join(others) if others else ''})")
 
 
 def settings_schema(models: Mapping[str, type[BaseModel]]) -> dict[str, Any]:
@@ -836,7 +1060,7 @@ def migrate() -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be copied; change nothing.")
 def migrate_errors(dry_run: bool) -> None:
     """Backfill the dedicated errors store from the extra["errors"] of stored checkpoints (idempotent)."""
-    runner = open_store()
+    runner = open_store(existing=True)
     try:
         store = runner.checkpointer
         backend = runner.settings.persistence.backend
@@ -959,7 +1183,7 @@ def store() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def store_stats(top: int, as_json: bool) -> None:
     """A storage report: sessions, checkpoints, bytes per channel, the error trail's share, largest sessions."""
-    runner = open_store()
+    runner = open_store(existing=True)
     try:
         cp = runner.checkpointer
         backend = runner.settings.persistence.backend

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -714,3 +715,226 @@ def test_live_view_tracks_running_nodes_steps_and_errors():
     assert "session live" in panel and "step 3" in panel
     assert "last step ran: lookup" in panel
     assert "errors so far: 1" in panel and "slow CRM" in panel
+
+
+# ---------------------------------------------------------------------------------------------
+# resume hints, Ctrl-C, busy sessions, missing stores, --type, validate, explain
+# ---------------------------------------------------------------------------------------------
+
+def _hint(text: str) -> list[str]:
+    """The arguments of the printed `resume with:` command (after `railgraph`)."""
+    line = next(ln for ln in text.splitlines() if "resume with:" in ln)
+    args = shlex.split(line.split("resume with:", 1)[1])
+    assert args[0] == "railgraph"
+    return args[1:]
+
+
+@pytest.mark.parametrize("config_first", [False, True])
+def test_resume_hint_keeps_the_config_and_copying_it_resumes(store, mem_config, tmp_path, config_first):
+    """The hint after a failure repeats --config as given (before or after the command) and --max-steps;
+    running it verbatim resumes the session on the same store and completes it."""
+    (tmp_path / "flag_graph.py").write_text(FLAG_GRAPH)
+    (tmp_path / "fail.flag").write_text("")
+    args = ["run", "flag_graph.py:graph", "-s", "hint", "--max-steps", "50"]
+    failed = invoke("-c", mem_config, *args) if config_first else invoke(*args, "-c", mem_config)
+    assert failed.exit_code == 10
+    hint = _hint(failed.stderr)
+    assert hint == ["run", "flag_graph.py:graph", "--config", mem_config, "--session", "hint", "--resume",
+                    "--max-steps", "50"]
+    assert "from the environment" not in failed.stderr
+    (tmp_path / "fail.flag").unlink()
+    resumed = invoke(*hint)
+    assert resumed.exit_code == 0, resumed.output
+    assert "session hint completed" in resumed.stdout and store.latest("hint").status == "completed"
+
+
+def test_resume_hint_names_settings_taken_from_the_environment(store, mem_config, tmp_path):
+    """RAILGRAPH_* settings variables cannot be part of the command: the hint says they applied."""
+    (tmp_path / "flag_graph.py").write_text(FLAG_GRAPH)
+    (tmp_path / "fail.flag").write_text("")
+    failed = invoke("run", "flag_graph.py:graph", "-c", mem_config, "-s", "env",
+                    env={"RAILGRAPH_RUNNER__MAX_CONCURRENCY": "2"})
+    assert failed.exit_code == 10
+    assert "settings from the environment: RAILGRAPH_RUNNER__MAX_CONCURRENCY" in failed.stderr
+
+
+@sqlite_ready
+def test_tour_failure_fixed_by_config_then_the_printed_resume_succeeds(tmp_path):
+    """The README tour: retries switched off by the environment make the CRM's first failure final (exit 10);
+    the printed command, run as is, resumes with the config file's retries and completes."""
+    config = str(EXAMPLES / "triage.toml")
+    failed = real("run", TRIAGE, "-c", config, "-s", "down", cwd=tmp_path,
+                  env={"RAILGRAPH_PLUGINS__RETRY__MAX_ATTEMPTS": "1"})
+    assert failed.returncode == 10, failed.stderr
+    assert "triage.CRMUnavailable" in failed.stderr
+    hint = _hint(failed.stderr)
+    assert hint == ["run", TRIAGE, "--config", config, "--session", "down", "--resume"]
+    assert "RAILGRAPH_PLUGINS__RETRY__MAX_ATTEMPTS" in failed.stderr
+    resumed = real(*hint, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "[retry, attempt:1/3]" in resumed.stdout and "session down completed" in resumed.stdout
+
+
+CTRL_C_GRAPH = FLAG_GRAPH.replace('raise RuntimeError("fail.flag is present")', "raise KeyboardInterrupt")
+
+
+def test_ctrl_c_prints_the_resume_command_and_exits_130(store, mem_config, tmp_path):
+    """Ctrl-C during a run: exit 130, the session stays 'running' at its last commit, and the printed
+    resume command continues it."""
+    (tmp_path / "ctrl_c_graph.py").write_text(CTRL_C_GRAPH)
+    (tmp_path / "fail.flag").write_text("")
+    stopped = invoke("run", "ctrl_c_graph.py:graph", "-c", mem_config, "-s", "cc")
+    assert stopped.exit_code == 130
+    assert "interrupted (Ctrl-C): session cc stopped after step 2" in stopped.stderr
+    assert store.latest("cc").status == "running"
+    hint = _hint(stopped.stderr)
+    assert hint == ["run", "ctrl_c_graph.py:graph", "--config", mem_config, "--session", "cc", "--resume"]
+    (tmp_path / "fail.flag").unlink()
+    resumed = invoke(*hint)
+    assert resumed.exit_code == 0 and store.latest("cc").status == "completed"
+
+
+def test_busy_session_is_refused_without_the_restart_note(store, mem_config):
+    """A session another worker holds: exit 17, and no 'starting it again' note (nothing was restarted).
+    A session that is free gets the note once its claim is held."""
+    import threading
+
+    assert invoke("run", HELLO, "-c", mem_config, "-s", "busy").exit_code == 0
+    holder = threading.Thread(target=store.acquire, args=("busy",))
+    holder.start()
+    holder.join()  # the claim now belongs to a thread that is gone: another worker, as far as we know
+    refused = invoke("run", HELLO, "-c", mem_config, "-s", "busy")
+    assert refused.exit_code == 17, refused.output
+    assert "railgraph.persistence.session_busy" in refused.stderr
+    assert "note:" not in refused.output
+    store.release("busy")
+    again = invoke("run", HELLO, "-c", mem_config, "-s", "busy")
+    assert again.exit_code == 0
+    assert "note: session busy exists (completed at step" in again.stdout
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (["sessions"], 66, "no store at "),
+    (["sessions", "--json"], 66, "no store at "),
+    (["store", "stats"], 66, "no store at "),
+    (["migrate", "errors", "--dry-run"], 66, "no store at "),
+    (["migrate", "errors"], 66, "no store at "),
+    (["errors", "nobody"], 18, "session 'nobody' is not in the store: no store at "),
+    (["run", HELLO, "-s", "nobody", "--resume"], 18, "session 'nobody' has no stored checkpoint to resume: no store"),
+])
+def test_read_only_commands_do_not_create_a_missing_sqlite_store(tmp_path, args, code, needle):
+    """Without a SQLite file, the store commands say so, naming the path, and create nothing."""
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    assert needle in result.stderr
+    assert str(tmp_path / ".railgraph" / "railgraph.db") in result.stderr
+    assert not (tmp_path / ".railgraph").exists()
+
+
+@sqlite_ready
+def test_missing_session_messages_name_the_store(tmp_path, store, mem_config):
+    """'not in the store' says which store: the SQLite file, or the memory store."""
+    assert invoke("run", HELLO, "-s", "there").exit_code == 0
+    db = tmp_path / ".railgraph" / "railgraph.db"
+    result = invoke("errors", "nobody")
+    assert result.exit_code == 18 and f"(sqlite store {db})" in result.stderr
+    resumed = invoke("run", HELLO, "-s", "nobody", "--resume")
+    assert resumed.exit_code == 18 and f"in the sqlite store {db}" in resumed.stderr
+    result = invoke("errors", "nobody", "-c", mem_config)
+    assert result.exit_code == 18 and "(memory store of this process)" in result.stderr
+
+
+def test_store_description_never_shows_a_postgres_password():
+    """A DSN's password (URL or key=value) is left out of messages."""
+    from railgraph.cli import _redact_dsn
+
+    assert _redact_dsn("postgresql://app:s3cret@db:5432/rg") == "postgresql://app@db:5432/rg"
+    assert "s3cret" not in _redact_dsn("host=db password=s3cret user=app")
+    assert "s3 cret" not in _redact_dsn("host=db password='s3 cret' user=app")
+    assert _redact_dsn("postgresql://app@db/rg") == "postgresql://app@db/rg"
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    (["--type", "triage.*"], 2),                     # CRMUnavailable (retried attempt) and CustomerNotFound
+    (["--type", "CustomerNotFound"], 1),             # the last part of the dotted type
+    (["--type", "railgraph.NodeEvent"], 2),          # events built with ctx.event
+    (["--type", "TimeoutError"], 0),                 # a cause, not the top rung
+    (["--code", "triage.*"], 2),                     # only events that carry a code
+    (["--type", "triage.*", "--code", "triage.*"], 0),
+])
+def test_errors_type_filter_matches_the_exception_type_not_the_code(demo, filters, expected):
+    """--type globs the top rung's exception type; --code never matches an event without a code."""
+    result = invoke("errors", "demo", "-c", demo, "--jsonl", *filters)
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == expected
+
+
+def test_filter_events_by_type():
+    """filter_events(types=...) matches the dotted type or its last part, with globs."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from railgraph.events import NodeScope, make_event
+
+    def ev(type_: str, code: str | None = None) -> ErrorEvent:
+        return make_event("m", scope=NodeScope(node="n", step=1), type=type_, code=code, id=uuid.uuid4(),
+                          when=datetime.now(timezone.utc))
+
+    events = [ev("triage.CRMUnavailable"), ev("railgraph.NodeEvent", "triage.sla.breached"), ev("KeyError")]
+    assert [e.error.type for e in filter_events(events, types=["triage.*"])] == ["triage.CRMUnavailable"]
+    assert [e.error.type for e in filter_events(events, types=["*Error"])] == ["KeyError"]
+    assert [e.error.type for e in filter_events(events, types=["CRM*", "Key*"])] == ["triage.CRMUnavailable",
+                                                                                     "KeyError"]
+    assert [e.code for e in filter_events(events, codes=["triage.*"])] == ["triage.sla.breached"]
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ('[persistence]\n\nbackend = "sqlit"\n', "bad.toml:3: persistence.backend: no loaded plugin provides backend "
+                                             "'sqlit'"),
+    ('[persistence]\nbackend = "postgres"\n', "plugins.postgres_store.dsn"),
+    ('[persistence]\nbackend = "sqlite"\n[plugins]\ndisable = ["sqlite_store"]\n', "bad.toml:2: persistence.backend"),
+])
+def test_config_validate_rejects_what_run_rejects(tmp_path, content, needle):
+    """validate resolves the backend against the loaded plugins, as run does, naming file, line and key."""
+    (tmp_path / "bad.toml").write_text(content)
+    result = invoke("config", "validate", "bad.toml")
+    assert result.exit_code == 3, result.output
+    assert needle in result.stderr
+    assert not (tmp_path / ".railgraph").exists()
+    ran = invoke("run", HELLO, "-c", "bad.toml")
+    assert ran.exit_code == 3
+
+
+def test_config_validate_names_an_environment_backend(tmp_path):
+    """A bad backend from RAILGRAPH_PERSISTENCE__BACKEND is reported as coming from the environment."""
+    (tmp_path / "ok.toml").write_text("[runner]\nmax_steps = 5\n")
+    result = invoke("config", "validate", "ok.toml", env={"RAILGRAPH_PERSISTENCE__BACKEND": "nope"})
+    assert result.exit_code == 3
+    assert "environment RAILGRAPH_PERSISTENCE__BACKEND: persistence.backend" in result.stderr
+
+
+def test_run_unknown_backend_names_file_and_line(tmp_path):
+    """The runner's ConfigError for an unknown backend carries the file and the line."""
+    (tmp_path / "bad.toml").write_text('[runner]\nmax_steps = 5\n\n[persistence]\nbackend = "sqlit"\n')
+    result = invoke("run", HELLO, "-c", "bad.toml")
+    assert result.exit_code == 3
+    assert "┌─ bad.toml:5 · key persistence.backend" in result.stderr
+
+
+def test_config_explain_lists_unset_keys(mem_config):
+    """Keys without a value (no node timeout, no cap...) are listed as (unset) with their source."""
+    text = invoke("config", "explain", "-c", mem_config).stdout
+    for key in ("runner.node_timeout", "errors.channel_limit", "plugins.cap.max_events", "plugins.retry.seed"):
+        assert re.search(rf"^{re.escape(key)}\s+\(unset\)\s+default", text, re.M), key
+    data = json.loads(invoke("config", "explain", "-c", mem_config, "--json").stdout)
+    rows = {v["key"]: v for v in data["values"]}
+    assert rows["runner.node_timeout"] == {"key": "runner.node_timeout", "value": None, "source": "default",
+                                           "unset": True}
+    assert rows["persistence.backend"]["source"] == "file"
+
+
+def test_help_lists_every_exit_code():
+    """`railgraph --help` names every exit code the CLI can return."""
+    text = " ".join(invoke("--help").stdout.split())
+    for code in ("0", "1", "2", "3", "4", "5", "6", "10-15", "16", "17", "18", "64", "66", "70", "73", "130"):
+        assert re.search(rf"\b{code} [a-zA-Z]", text), code
