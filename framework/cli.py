@@ -374,7 +374,9 @@ def load_target(target: str) -> GraphSpec:
         return obj.validate()
     if isinstance(obj, CompiledGraph):
         return obj.spec
-    raise _target_error(target, f"{attr} is a {type(obj).__name__}, not a GraphBuilder, a compiled graph or a "
+    kind = type(obj).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    raise _target_error(target, f"{attr} is {article} {kind}, not a GraphBuilder, a compiled graph or a "
                                 "factory returning one")
 
 

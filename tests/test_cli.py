@@ -244,7 +244,8 @@ def test_run_bad_input_gives_a_short_message_and_distinct_code(store, mem_config
     ("missing.py:graph", "file missing.py not found"),
     (f"{EXAMPLES / 'hello.py'}:nope", "has no attribute 'nope' (graphs it defines: graph)"),
     ("no_such_module_xyz:graph", "no module named 'no_such_module_xyz'"),
-    ("bad_target.py:NUMBER", "NUMBER is a int, not a GraphBuilder"),
+    ("bad_target.py:NUMBER", "NUMBER is an int, not a GraphBuilder"),
+    ("bad_target.py:OBJ", "OBJ is an object, not a GraphBuilder"),
     ("bad_target.py:needs_args", "a factory takes no arguments"),
     ("raising_target.py:graph", "importing raising_target.py raised RuntimeError: boom at import"),
     ("bad_target.py:unreachable", "node 'island' is unreachable from START"),
@@ -255,6 +256,7 @@ def test_run_bad_target_exits_2_with_the_reason(store, mem_config, tmp_path, tar
     (tmp_path / "bad_target.py").write_text(
         "from railgraph import START, GraphBuilder\n"
         "NUMBER = 3\n"
+        "OBJ = object()\n"
         "def needs_args(x):\n    return x\n"
         "unreachable = GraphBuilder()\n"
         "unreachable.add_node('a', lambda s: None)\n"
