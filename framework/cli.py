@@ -677,7 +677,8 @@ def filter_events(events: Sequence[ErrorEvent], *, scopes: Sequence[str] = (), n
               help="Only events whose exception type matches, dotted or its last part; globs work: 'triage.*', "
                    "TimeoutError (repeatable).")
 @click.option("--tag", multiple=True, help="Only events carrying this tag (repeatable: all must match).")
-@click.option("--since", help="Only events at or after an ISO time, or within a duration: 30s, 10m, 2h, 1d.")
+@click.option("--since", help="Only events at or after an ISO time (UTC unless it has an offset: "
+                              "2026-01-31T12:00+01:00), or within a duration back from now: 30s, 10m, 2h, 1d, 1w.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N matching events.")
 def errors(session: str, as_json: bool, jsonl: bool, scope: tuple[str, ...], node: tuple[str, ...],
            code: tuple[str, ...], type_: tuple[str, ...], tag: tuple[str, ...], since: str | None,
