@@ -89,6 +89,29 @@ def storable(value: Any, _depth: int = 0) -> bool:
     return False
 
 
+_LISTS = (list, tuple)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as stored JSON: like ``==``, but ``True`` is not ``1`` and ``1.0`` is not ``1``.
+
+    Lists and tuples (and their frozen twins) compare alike, as do dicts and frozen dicts: they
+    store the same.
+    """
+    if a is b:
+        return True
+    ta, tb = type(a), type(b)
+    if ta is tb and (ta is str or ta is int):
+        return a == b
+    if isinstance(a, Mapping):
+        return isinstance(b, Mapping) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, _LISTS):
+        return isinstance(b, _LISTS) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if ta is not tb and not (issubclass(ta, str) and issubclass(tb, str)):
+        return False
+    return bool(a == b)
+
+
 def check_partial(node: str, partial: NodePartial) -> None:
     """Refuse reserved keys and unstorable values, naming the node and the key.
 
@@ -216,7 +239,7 @@ def merge(channels: Channels, partials: Sequence[tuple[str, NodePartial]], polic
 
     # extra: key-wise, later node wins; the new map is built once, as a FrozenDict
     extra = channels.extra
-    changed_keys = [k for k, v in updates.items() if k not in extra or extra[k] != v] if updates else []
+    changed_keys = [k for k, v in updates.items() if k not in extra or not same(extra[k], v)] if updates else []
     user_changed = bool(changed_keys)
     if user_changed:
         merged = FrozenDict(extra)
@@ -266,5 +289,5 @@ def merge(channels: Channels, partials: Sequence[tuple[str, NodePartial]], polic
     return MergeResult(Channels(messages, extra, errors, FrozenDict(versions)), events, delta, frozenset(changed))
 
 
-__all__ = ["WRITES_EXTRA", "WRITES_STORE", "BarrierPolicy", "Channels", "MergeResult", "check_partial",
+__all__ = ["WRITES_EXTRA", "WRITES_STORE", "BarrierPolicy", "Channels", "MergeResult", "check_partial", "same",
            "errors_delta", "merge", "process", "storable"]

@@ -219,6 +219,14 @@ class EventLimits:
 DEFAULT_LIMITS = EventLimits()
 
 
+def safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or a placeholder when the exception's own ``__str__`` raises."""
+    try:
+        return str(exc)
+    except Exception as inner:  # a broken __str__ must not break the error path
+        return f"<unprintable {type(exc).__name__}: its __str__ raised {type(inner).__name__}>"
+
+
 def qualified_type(exc: BaseException) -> str:
     """``ValueError`` for builtins, ``module.Qualname`` for everything else."""
     cls = type(exc)
@@ -280,7 +288,7 @@ def _rung(exc: BaseException, via: str | None, depth: int, seen: set[int], cut: 
     if isinstance(exc, RunnerError):
         code, help_ = exc.code, exc.help
         details = {**exc.where(), **exc.details}
-    notes = tuple(str(n) for n in getattr(exc, "__notes__", ()) or ())
+    notes = tuple(n if isinstance(n, str) else repr(n) for n in getattr(exc, "__notes__", ()) or ())
     if len(notes) > cut.limits.max_notes:
         cut.cut.append(f"{path}.notes")
         notes = notes[: cut.limits.max_notes]
@@ -305,7 +313,7 @@ def _rung(exc: BaseException, via: str | None, depth: int, seen: set[int], cut: 
             cause = _rung(nxt, nxt_via, depth + 1, seen, cut, f"{path}.cause")
     return ErrorLadder(
         type=qualified_type(exc),
-        message=cut.text(str(exc), f"{path}.message"),
+        message=cut.text(safe_str(exc), f"{path}.message"),
         code=code,
         help=help_,
         details=cut.data(details, f"{path}.details") if details else {},

@@ -178,7 +178,9 @@ def event_processor(settings: Settings) -> EventProcessor | None:
     Returns:
         A callable ``(ErrorEvent) -> ErrorEvent | None``, or ``None`` to contribute nothing.
 
-    Raises: a processor that raises at run time fails the superstep with a `BarrierError`.
+    Raises: a processor that raises at run time does not fail the run: the event it was processing
+        is replaced by an app-scope `PluginError` event that keeps none of its text (it may hold
+        what the processor was meant to scrub), and the chain goes on with the replacement.
     """
 
 
@@ -220,7 +222,8 @@ def error_capper(settings: Settings) -> Capper | None:
         A `Capper`, or ``None`` for no opinion (no answer at all means "no cap").
 
     Combination: first non-``None`` wins.
-    Raises: a capper that raises fails the superstep with a `BarrierError`.
+    Raises: a capper that raises fails the superstep with a `PluginError` naming the plugin; that
+        failure is committed without the cap, so no event is lost.
     """
 
 
@@ -283,7 +286,8 @@ def retry_decision(node: str, attempt: int, error: BaseException, settings: Sett
 
     Combination: first non-``None`` wins. Every attempt, retried or final, becomes an
     `ErrorEvent` tagged ``attempt:n/N`` with the delay and the rule.
-    Raises: an exception becomes a `PluginError` and fails the node like its own error would.
+    Raises: an exception becomes a `PluginError` (the node's error as its context) that ends the
+        node's attempts and fails it; the failure is committed like any other.
     """
 
 
@@ -331,7 +335,8 @@ def after_session(session: str, status: str, error: BaseException | None) -> Non
         error: the exception that ended the run, or ``None``.
 
     Returns: nothing; results are ignored.
-    Raises: an exception becomes an app-scope `PluginError` event, committed with the next run.
+    Raises: an exception becomes an app-scope `PluginError` event, committed to the same session
+        right after the notification.
     """
 
 

@@ -113,7 +113,8 @@ class Plugins:
         except RunnerError:
             raise
         except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r} raised in hook {hook!r}: {type(exc).__name__}: {exc}",
+            # "hook NAME raised TYPE: ..." keeps the hook name out of key=value shapes a redactor scrubs
+            raise PluginError(f"plugin {impl.plugin_name!r} hook {hook} raised {type(exc).__name__}: {exc}",
                               plugin=impl.plugin_name, hook=hook) from exc
 
     # -- resolved contributions --------------------------------------------------------------------

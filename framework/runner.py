@@ -18,11 +18,12 @@ import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .barrier import BarrierPolicy, Channels, MergeResult, check_partial, merge, process, storable
+from .barrier import BarrierPolicy, Channels, MergeResult, check_partial, merge, storable
 from .checkpoint import Checkpoint, Checkpointer, Delta
 from .config import Settings, find_key_line
 from .errors import (
@@ -34,6 +35,7 @@ from .errors import (
     PluginError,
     RouterError,
     RunnerError,
+    SessionBusyError,
     SessionNotFoundError,
     StepLimitError,
 )
@@ -106,20 +108,47 @@ class _SinkWorker:
 class _SinkState:
     executor: _SinkWorker
     busy: Any = None  # the future of a write still running (a hung sink)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     failing_since: datetime | None = None
     failures: int = 0
     last_report: datetime | None = None
 
 
 def failure_data(err: RunnerError) -> dict[str, Any]:
-    """The JSON form of a `RunnerError` kept in the failed checkpoint (rendered after a restart)."""
-    message = err.message
+    """The JSON form of a `RunnerError` kept in the failed checkpoint (rendered after a restart).
+
+    Stored text comes from the committed event — after every processor (redaction) and the size
+    limits — never from the live exception; an error whose event a processor dropped keeps no text.
+    """
     ev = err.event
-    if ev is not None and ("error.message" in ev.redacted or "error.message" in ev.truncated):
-        message = ev.error.message  # stored data carries the scrubbed, bounded text, never the raw one
+    message = ev.error.message if ev is not None else f"{type(err).__name__} (its event was dropped by a processor)"
+    where = {k: v for k, v in err.where().items()}
+    if ev is not None:
+        where = {k: v for k, v in ev.error.details.items() if k in where}
     return {"code": err.code, "message": message, "help": err.help, "exit_code": err.exit_code,
-            "type": type(err).__name__, "where": {k: v for k, v in err.where().items()},
-            "event": str(err.event.id) if err.event is not None else None}
+            "type": type(err).__name__, "where": where, "step": err.step,
+            "event": str(ev.id) if ev is not None else None}
+
+
+def _advance(driver: Generator[Any, Any, None], value: Any) -> Any:
+    """Send `value` into the superstep driver; ``None`` once it has finished."""
+    try:
+        return driver.send(value)
+    except StopIteration:
+        return None
+
+
+def _guard_capper(plugin: str, capper: Callable[[tuple[ErrorEvent, ...]], tuple[ErrorEvent, ...]]
+                  ) -> Callable[[tuple[ErrorEvent, ...]], tuple[ErrorEvent, ...]]:
+    """Wrap a plugin's capper so that its failure is a `PluginError` naming it (the step then fails
+    and is committed without the cap, see `Runner._fail`)."""
+    def capped(events: tuple[ErrorEvent, ...]) -> tuple[ErrorEvent, ...]:
+        try:
+            return capper(events)
+        except Exception as exc:
+            raise PluginError(f"plugin {plugin!r} hook error_capper: its capper raised {type(exc).__name__}",
+                              plugin=plugin, hook="error_capper") from exc
+    return capped
 
 
 MAX_SESSION_ID = 1024
@@ -190,7 +219,9 @@ class Runner:
             raise ConfigError(f"unknown extra-errors mode {mode!r}; expected one of {list(EXTRA_ERRORS_MODES)}",
                               key="plugins.extra_errors.mode")
         _, bumps = self.plugins.first("reserved_change_bumps_version", settings=s)
-        _, capper = self.plugins.first("error_capper", settings=s)
+        cap_name, capper = self.plugins.first("error_capper", settings=s)
+        if capper is not None:
+            capper = _guard_capper(str(cap_name), capper)
         processors = tuple(p for _, p in self.plugins.call("event_processor", settings=s))
         self.processor_names = tuple(n for n, _ in self.plugins.call("event_processor", settings=s))
         # last in the chain: every event is bounded whoever built it (a node, a plugin, a processor)
@@ -218,9 +249,20 @@ class Runner:
                                    retry=self._retry, on_attempt=self._attempt_event)
         self.interrupt_before = frozenset((*s.runner.interrupt_before, *interrupt_before))
         self.interrupt_after = frozenset((*s.runner.interrupt_after, *interrupt_after))
+        if spec.nodes:  # (the CLI opens stores with an empty graph)
+            for key, names in (("runner.interrupt_before", s.runner.interrupt_before),
+                               ("runner.interrupt_after", s.runner.interrupt_after)):
+                unknown = [n for n in names if n not in spec.nodes]
+                if unknown:
+                    line = find_key_line(s.file, tuple(key.split("."))) if s.file is not None else None
+                    where = f"{s.file}:{line or '?'}: " if s.file is not None and s.origins().get(key) == "file" else ""
+                    raise ConfigError(f"{where}{key} names unknown node(s) {unknown}; the graph has "
+                                      f"{', '.join(spec.nodes)}", key=key, file=str(s.file) if where else None,
+                                      line=line if where else None)
         self._notify_steps = self.plugins.has("after_step")
         self._lock = threading.Lock()
-        self._pending_app: list[ErrorEvent] = []
+        self._pending_app: list[ErrorEvent] = []  # app events no session claimed yet (a public deliver())
+        self._active: set[str] = set()
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -300,7 +342,7 @@ class Runner:
         self._store(cp, result.delta)
         live.cp, live.channels = cp, ch
         if self.sinks or self._notify_steps:
-            self._after_commit(cp, ran, skipped or {})
+            self._after_commit(live, cp, ran, skipped or {})
         return cp
 
     def _store(self, cp: Checkpoint, delta: Delta) -> None:
@@ -312,69 +354,84 @@ class Runner:
             raise CheckpointError(f"could not commit checkpoint of session {cp.session!r} step {cp.step}: "
                                   f"{type(exc).__name__}", session=cp.session, step=cp.step) from exc
 
-    def _after_commit(self, cp: Checkpoint, ran: tuple[str, ...], skipped: Mapping[str, str]) -> None:
+    def _after_commit(self, live: _Live, cp: Checkpoint, ran: tuple[str, ...], skipped: Mapping[str, str]) -> None:
         if self.sinks:
-            self.deliver()
+            self.deliver(live)
         if self._notify_steps:
             report = StepReport(cp.session, cp.step, ran, dict(skipped), cp.events, cp.status, dict(cp.versions))
             for err in self.plugins.notify("after_step", report=report):
-                self._queue_app(self._app_event(err, tags=("plugin-error",)))
+                live.app_events.append(self._app_event(err, tags=("plugin-error",)))
 
-    def _queue_app(self, event: ErrorEvent) -> None:
+    def _queue_app(self, event: ErrorEvent, live: _Live | None) -> None:
+        """Queue an app-scope event for the session whose run saw it (else for the next run)."""
+        if live is not None:
+            live.app_events.append(event)
+            return
         with self._lock:
             self._pending_app.append(event)
 
-    def _take_app(self) -> list[ErrorEvent]:
-        if not self._pending_app:  # the usual case; an event queued right now is taken next step
-            return []
-        with self._lock:
-            events, self._pending_app = self._pending_app, []
+    def _take_app(self, live: _Live) -> list[ErrorEvent]:
+        events, live.app_events = live.app_events, []
+        if self._pending_app:  # unclaimed ones (rare): this session records them
+            with self._lock:
+                events, self._pending_app = self._pending_app + events, []
         return events
 
     # -- sinks -------------------------------------------------------------------------------------
 
-    def deliver(self) -> int:
+    def deliver(self, live: _Live | None = None) -> int:
         """Deliver every sink's backlog from the outbox; return the number of events delivered.
 
         A sink that raises or exceeds ``runner.sink_timeout`` keeps its cursor (so it gets the
-        events again later) and is reported once per outage as an app-scope event.
+        events again later) and is reported once per outage as an app-scope event. One delivery
+        per sink at a time: a run that finds another run delivering to a sink skips it.
         """
         delivered = 0
         for sink in self.sinks:
             state = self._sink_states.get(sink.name)
             if state is None:
-                state = self._sink_states[sink.name] = _SinkState(_SinkWorker(sink.name))
+                with self._lock:
+                    state = self._sink_states.setdefault(sink.name, _SinkState(_SinkWorker(sink.name)))
+            if not state.lock.acquire(blocking=False):
+                continue
+            try:
+                delivered += self._deliver_one(sink, state, live)
+            finally:
+                state.lock.release()
+        return delivered
+
+    def _deliver_one(self, sink: Sink, state: _SinkState, live: _Live | None) -> int:
+        if True:
             if state.busy is not None:
                 if not state.busy.done():
-                    continue  # still hung in an earlier write
+                    return 0  # still hung in an earlier write
                 state.busy = None
             try:
                 batch = self.checkpointer.undelivered(sink.name, SINK_BATCH)
             except Exception as exc:  # a store read failure must not fail the run
-                self._sink_failed(sink, state, exc)
-                continue
+                self._sink_failed(sink, state, exc, live)
+                return 0
             if not batch:
-                continue
+                return 0
             future = state.executor.submit(self._write_batch, sink, batch)
             try:
                 future.result(timeout=self.settings.runner.sink_timeout)
             except FutureTimeout:
                 state.busy = future
                 self._sink_failed(sink, state, TimeoutError(
-                    f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"))
-                continue
+                    f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"), live)
+                return 0
             except Exception as exc:
-                self._sink_failed(sink, state, exc)
-                continue
+                self._sink_failed(sink, state, exc, live)
+                return 0
             try:
                 self.checkpointer.ack(sink.name, batch[-1][0])
             except Exception as exc:  # the batch is delivered again later (at-least-once)
-                self._sink_failed(sink, state, exc)
-                continue
-            delivered += len(batch)
+                self._sink_failed(sink, state, exc, live)
+                return 0
             if state.failing_since is not None:
                 state.failing_since, state.failures = None, 0
-        return delivered
+            return len(batch)
 
     @staticmethod
     def _write_batch(sink: Sink, batch: list[tuple[int, str, ErrorEvent]]) -> None:
@@ -385,7 +442,7 @@ class Runner:
             sink.write(session, events)
         sink.flush()
 
-    def _sink_failed(self, sink: Sink, state: _SinkState, exc: BaseException) -> None:
+    def _sink_failed(self, sink: Sink, state: _SinkState, exc: BaseException, live: _Live | None) -> None:
         now = self.clock()
         state.failures += 1
         first = state.failing_since is None
@@ -402,7 +459,7 @@ class Runner:
                                        type="railgraph.PluginError", code=SINK_FAILED, help=PluginError.help,
                                        details={"plugin": sink.name, "hook": "write", "failures": state.failures,
                                                 "cause": type(exc).__name__},
-                                       tags=("sink-failure",), limits=self.limits))
+                                       tags=("sink-failure",), limits=self.limits), live)
 
     # -- starting and resuming ---------------------------------------------------------------------
 
@@ -415,7 +472,7 @@ class Runner:
             if self.policy.mode == "verify":
                 self._verify(live)
             for err in self.plugins.notify("before_session", session=session, resumed=True, settings=self.settings):
-                self._queue_app(self._app_event(err, tags=("plugin-error",)))
+                live.app_events.append(self._app_event(err, tags=("plugin-error",)))
             return live
         messages, extra = coerce_input(input)
         for key, value in extra.items():
@@ -438,7 +495,7 @@ class Runner:
         if self.policy.mode == "verify":
             self._verify(live)
         for err in self.plugins.notify("before_session", session=session, resumed=False, settings=self.settings):
-            self._queue_app(self._app_event(err, tags=("plugin-error",)))
+            live.app_events.append(self._app_event(err, tags=("plugin-error",)))
         self._commit(live, result, status="running", frontier=self.spec.entry, seen=FrozenDict(),
                      pending=FrozenDict(), ran=("__input__",))
         return live
@@ -454,7 +511,7 @@ class Runner:
         missing = [str(e.id) for e in arr if e.id not in stored]
         differ = [str(e.id) for e in arr if e.id in stored and stored[e.id] != e]
         if missing or differ:
-            self._queue_app(make_event(
+            live.app_events.append(make_event(
                 f"verify: extra[\"errors\"] of session {session!r} disagrees with the errors store: "
                 f"{len(missing)} missing, {len(differ)} different", scope=AppScope(), id=self.ids(), when=self.clock(),
                 type="railgraph.VerifyMismatch", code=VERIFY_MISMATCH,
@@ -501,28 +558,34 @@ class Runner:
                     err.session, err.step, err.node = session, step, node
                     failures.append((node, err, outcome))
                     continue
+                except Exception as exc:  # a return value odd enough to break validation itself
+                    err = InputError(f"node {node!r} returned a value that could not be validated "
+                                     f"({type(exc).__name__})", session=session, step=step, node=node)
+                    err.__cause__ = exc
+                    failures.append((node, err, outcome))
+                    continue
                 if outcome.attempt_events:
                     partial = NodePartial(partial.messages, partial.extra, [*outcome.attempt_events, *partial.errors])
                 partials.append((node, partial))
             else:
                 failures.append((node, self._node_error(outcome.error, session, step, node), outcome))
-        app = self._take_app()
+        app = self._take_app(live)
         if not failures:
             try:
                 result = merge(live.channels, [*partials, ("__runner__", NodePartial(errors=app))] if app else partials,
                                self.policy)
             except RunnerError as err:
-                self._queue_app_back(app)
+                live.app_events[:0] = app
                 return self._fail(live, [(err.node or "__barrier__", err, None)], partials, to_run)
             except Exception as exc:
-                self._queue_app_back(app)
+                live.app_events[:0] = app
                 err = BarrierError(f"merging step {step} failed: {type(exc).__name__}", session=session, step=step)
                 err.__cause__ = exc
                 return self._fail(live, [("__barrier__", err, None)], partials, to_run)
             try:
                 nxt = self._route(to_run, result.channels, session, step)
             except RouterError as err:
-                self._queue_app_back(app)
+                live.app_events[:0] = app
                 return self._fail(live, [(err.node or "__router__", err, None)], partials, to_run, scheduler=True)
             seen = FrozenDict(cp.versions_seen)  # built once, filled before anyone sees it
             mark = FrozenDict(messages=snapshot.versions["messages"], extra=snapshot.versions["extra"])
@@ -538,13 +601,8 @@ class Runner:
             self._commit(live, result, status=status, frontier=nxt, seen=seen, pending=_NO_PENDING,
                          interrupt=interrupt, ran=tuple(to_run), skipped=skipped)
             return None
-        self._queue_app_back(app)
+        live.app_events[:0] = app
         return self._fail(live, failures, partials, to_run)
-
-    def _queue_app_back(self, events: list[ErrorEvent]) -> None:
-        if events:
-            with self._lock:
-                self._pending_app[:0] = events
 
     def _node_error(self, exc: BaseException, session: str, step: int, node: str) -> RunnerError:
         if isinstance(exc, RunnerError):
@@ -572,14 +630,14 @@ class Runner:
                 try:
                     chosen = r.router(view, NodeContext(session, step, node, 1, self.ids, self.clock)) \
                         if r.takes_ctx else r.router(view)
+                    targets = list(chosen) if isinstance(chosen, (list, tuple)) else [chosen]
+                    names = [r.path_map.get(t, END if t == END else None) if r.path_map is not None else t
+                             for t in targets]
                 except Exception as exc:
                     err = RouterError(f"router of node {node!r} raised {type(exc).__name__} at step {step}",
                                       session=session, step=step, node=node)
                     raise err from exc
-                for target in (chosen if isinstance(chosen, (list, tuple)) else [chosen]):
-                    name = r.path_map.get(target, None) if r.path_map is not None else target
-                    if name is None and r.path_map is not None and target == END:
-                        name = END
+                for target, name in zip(targets, names, strict=True):
                     if name == END:
                         continue
                     if not isinstance(name, str) or name not in spec.nodes:
@@ -592,11 +650,26 @@ class Runner:
     def _fail(self, live: _Live, failures: list[tuple[str, RunnerError, Outcome | None]],
               partials: list[tuple[str, NodePartial]], to_run: Sequence[str], *, scheduler: bool = False,
               runner_scope: bool = False) -> None:
+        """Commit a failed superstep, then raise its first error (in frontier order).
+
+        The events of the superstep are committed now, in frontier order: what the nodes that
+        succeeded emitted, then each failed node's attempts and failure. Their partials are kept as
+        pending writes *without* their events, so resuming merges the state changes and re-emits
+        nothing.
+        """
         cp = live.cp
         session, step = cp.session, cp.step + 1
+        failed = {node: (err, outcome) for node, err, outcome in failures}
+        kept = dict(partials)
         events: list[ErrorEvent] = []
-        primary: list[ErrorEvent | None] = []
-        for node, err, outcome in failures:
+        primary: dict[int, ErrorEvent] = {}
+        order = [n for n in to_run if n in failed or n in kept] + [n for n, _, _ in failures if n not in to_run]
+        for node in order:
+            if node in kept and node not in cp.pending_writes:
+                events.extend(kept[node].errors)
+            if node not in failed:
+                continue
+            err, outcome = failed[node]
             events.extend(outcome.attempt_events if outcome else ())
             tags: list[str] = []
             context: dict[str, Any] = {"session": session}
@@ -606,37 +679,38 @@ class Runner:
                     tags = ["retry", f"attempt:{outcome.attempts}/{outcome.decision.max_attempts}"]
                     context.update(max_attempts=outcome.decision.max_attempts, rule=outcome.decision.rule,
                                    will_retry=False)
-            if runner_scope:
+            if runner_scope or node.startswith("__"):
                 scope: Any = RunnerScope(session=session, step=step)
             elif scheduler:
                 scope = SchedulerScope(step=step)
-            elif node.startswith("__"):
-                scope = RunnerScope(session=session, step=step)
             else:
                 scope = NodeScope(node=node, step=step)
             ev = self._event(err, scope, tags=tags, context=context)
             events.append(ev)
-            primary.append(ev)
-        events.extend(self._take_app())
+            primary[id(err)] = ev
+        events.extend(self._take_app(live))
         pending = dict(cp.pending_writes)
         for node, partial in partials:
-            if partial.errors and node not in cp.pending_writes:
-                # kept for the resume, so stored now: its events must pass the processors (redaction)
-                # before they reach the store; they pass again when merged (processors are idempotent)
-                partial = NodePartial(partial.messages, partial.extra, list(process(partial.errors, self.policy)))
-            pending[node] = partial
-        result = merge(live.channels, [("__runner__", NodePartial(errors=events))], self.policy)
+            pending[node] = partial if not partial.errors else NodePartial(partial.messages, partial.extra, [])
+        synthetic = [("__runner__", NodePartial(errors=events))]
+        try:
+            result = merge(live.channels, synthetic, self.policy)
+        except RunnerError:  # the cap itself failed: commit the failure uncapped rather than lose it
+            result = merge(live.channels, synthetic, dataclasses.replace(self.policy, capper=None))
         by_id = {e.id: e for e in result.events}
         errs = [err for _, err, _ in failures]
-        for err, ev in zip(errs, primary, strict=True):
-            err.with_events(tuple(by_id[e.id] for e in [ev] if ev is not None and e.id in by_id))
+        for err in errs:
+            ev = primary.get(id(err))
+            err.with_events((by_id[ev.id],) if ev is not None and ev.id in by_id else ())
         first = errs[0]
         if len(errs) > 1:
             first.message += f" (and {len(errs) - 1} more: {', '.join(e.node or '?' for e in errs[1:])})"
             first.args = (first.message,)
+        interrupt = cp.interrupt if cp.interrupt and cp.interrupt.startswith("before:") else None
         try:
             self._commit(live, result, status="failed", frontier=cp.frontier, seen=cp.versions_seen,
-                         pending=FrozenDict(pending), failure=failure_data(first), ran=tuple(to_run))
+                         pending=FrozenDict(pending), failure=failure_data(first), interrupt=interrupt,
+                         ran=tuple(to_run))
         except CheckpointError as cerr:
             live.channels = Channels(live.channels.messages, live.channels.extra, result.channels.errors,
                                      live.channels.versions)
@@ -666,7 +740,7 @@ class Runner:
 
     def _flush_app(self, live: _Live) -> None:
         """Commit app events still queued (a sink failure seen after the last step)."""
-        app = self._take_app()
+        app = self._take_app(live)
         if not app:
             return
         result = merge(live.channels, [("__runner__", NodePartial(errors=app))], self.policy)
@@ -693,40 +767,50 @@ class Runner:
         Raises: a `RunnerError` subclass; the failure was committed as events first.
         """
         if self.spec.any_async:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                return asyncio.run(self.ainvoke(input, session, max_steps=max_steps))
-            raise RunnerError("this graph has async nodes and an event loop is running: use `await graph.ainvoke(...)`")
+            return self._sync_of(self._arun(input, session, max_steps))
         return self._run(input, session, max_steps)
 
     async def ainvoke(self, input: Any, session: str | None = None, *, max_steps: int | None = None) -> State:
         """Like `invoke`, on the running event loop (async nodes run on it, sync ones in threads)."""
         return await self._arun(input, session, max_steps)
 
-    def _open(self, input: Any, session: str | None) -> tuple[str, _Live]:
+    def _claim(self, session: str | None) -> str:
+        """Claim `session` for this run: one run per session in this runner, one worker in the store."""
         session = check_session_id(session or str(self.ids()))
-        self.checkpointer.acquire(session)
+        with self._lock:
+            if session in self._active:
+                raise SessionBusyError(f"session {session!r} is already running in this process", session=session)
+            self._active.add(session)
         try:
-            return session, self._begin(session, input)
+            self.checkpointer.acquire(session)
         except BaseException:
-            self.checkpointer.release(session)
+            with self._lock:
+                self._active.discard(session)
             raise
+        return session
 
-    def _close_run(self, live: _Live, error: BaseException | None) -> None:
+    def _unclaim(self, session: str) -> None:
         try:
-            if error is None or not isinstance(error, CheckpointError):
-                self._flush_app(live)
+            self.checkpointer.release(session)
         finally:
-            for err in self.plugins.notify("after_session", session=live.cp.session, status=live.cp.status,
-                                           error=error):
-                self._pending_app.append(self._app_event(err, tags=("plugin-error",)))
-            self.checkpointer.release(live.cp.session)
+            with self._lock:
+                self._active.discard(session)
 
-    def _steps(self, live: _Live, limit: int) -> Generator[tuple[list[str], Snapshot, Any], Any, None]:
+    def _end_run(self, live: _Live, error: BaseException | None) -> None:
+        """Notify ``after_session``, then commit the app events the run still holds (its own only)."""
+        for err in self.plugins.notify("after_session", session=live.cp.session, status=live.cp.status,
+                                       error=error):
+            live.app_events.append(self._app_event(err, tags=("plugin-error",)))
+        if not isinstance(error, CheckpointError):
+            self._flush_app(live)
+
+    def _steps(self, live: _Live, limit: int, stop_after: int | None = None
+               ) -> Generator[tuple[list[str], Snapshot, Any], Any, None]:
         """Drive supersteps; yield each one's work ``(nodes, snapshot, make_ctx)``, receive the outcomes.
 
         Shared by the sync and async entry points, which differ only in how they run the nodes.
+        `stop_after` ends quietly after that many supersteps (`step`); `limit` ends with a
+        `StepLimitError` when work remains.
         """
         steps = 0
         while True:
@@ -737,6 +821,8 @@ class Runner:
                 return
             if action == "interrupt":
                 self._interrupt(live, data)
+                return
+            if stop_after is not None and steps >= stop_after:
                 return
             if steps >= limit:
                 self._step_limit(live, limit)
@@ -752,15 +838,27 @@ class Runner:
                 if exc.event is None:
                     raise self._commit_failed(live, exc) from exc.__cause__
                 raise
+            except RunnerError:
+                raise
+            except Exception as exc:  # a bug in the step machinery: still commit it as a failure
+                err = BarrierError(f"superstep {live.cp.step + 1} failed inside railgraph: {type(exc).__name__}",
+                                   session=live.cp.session, step=live.cp.step + 1)
+                err.__cause__ = exc
+                self._fail(live, [("__barrier__", err, None)], [], to_run)
             steps += 1
             if live.cp.status == "interrupted":
                 return
 
-    def _run(self, input: Any, session: str | None, max_steps: int | None) -> State:
-        session, live = self._open(input, session)
+    def _run(self, input: Any, session: str | None, max_steps: int | None, stop_after: int | None = None) -> State:
+        session = self._claim(session)
+        try:
+            live = self._begin(session, input)
+        except BaseException:
+            self._unclaim(session)
+            raise
         error: BaseException | None = None
         try:
-            driver = self._steps(live, max_steps or self.settings.runner.max_steps)
+            driver = self._steps(live, max_steps or self.settings.runner.max_steps, stop_after)
             run = self.scheduler.run_sync
             try:
                 work = next(driver)
@@ -772,27 +870,71 @@ class Runner:
             error = exc
             raise
         finally:
-            self._close_run(live, error)
+            try:
+                self._end_run(live, error)
+            finally:
+                self._unclaim(session)
         return self._state(live)
 
-    async def _arun(self, input: Any, session: str | None, max_steps: int | None) -> State:
-        session, live = self._open(input, session)
+    async def _arun(self, input: Any, session: str | None, max_steps: int | None,
+                    stop_after: int | None = None) -> State:
+        # Store commits, sink deliveries and merges block: they run in a worker thread, so the
+        # event loop keeps serving other tasks; the claim is taken and released on the loop thread.
+        session = self._claim(session)
+        try:
+            live = await asyncio.to_thread(self._begin, session, input)
+        except BaseException:
+            self._unclaim(session)
+            raise
         error: BaseException | None = None
         try:
-            driver = self._steps(live, max_steps or self.settings.runner.max_steps)
+            driver = self._steps(live, max_steps or self.settings.runner.max_steps, stop_after)
             run = self.scheduler.run_async
-            try:
-                work = next(driver)
-                while True:
-                    work = driver.send(await run(*work))
-            except StopIteration:
-                pass
+            # StopIteration cannot cross a future: the thread hands back None when the driver ends
+            work = await asyncio.to_thread(_advance, driver, None)
+            while work is not None:
+                work = await asyncio.to_thread(_advance, driver, await run(*work))
         except BaseException as exc:
             error = exc
             raise
         finally:
-            self._close_run(live, error)
+            try:
+                await asyncio.to_thread(self._end_run, live, error)
+            finally:
+                self._unclaim(session)
         return self._state(live)
+
+    def start(self, input: Any, session: str | None = None) -> State:
+        """Create (or restart from the entry) `session` with `input` and commit it; run no superstep."""
+        session = self._claim(session)
+        try:
+            live = self._begin(session, input)
+            self._end_run(live, None)
+        finally:
+            self._unclaim(session)
+        return self._state(live)
+
+    def step(self, session: str) -> State:
+        """Run exactly one superstep of a stored session (or record its interrupt / completion).
+
+        Raises: `SessionNotFoundError`, or the superstep's `RunnerError` (committed first).
+        """
+        if self.spec.any_async:
+            return self._sync_of(self._arun(None, session, None, 1))
+        return self._run(None, session, None, 1)
+
+    def run(self, input: Any, session: str | None = None, *, max_steps: int | None = None) -> State:
+        """The same as `invoke`."""
+        return self.invoke(input, session, max_steps=max_steps)
+
+    @staticmethod
+    def _sync_of(coro: Any) -> State:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coro)
+        coro.close()
+        raise RunnerError("this graph has async nodes and an event loop is running: use `await graph.ainvoke(...)`")
 
     def _complete(self, live: _Live) -> None:
         """The frontier emptied by gating: record the session as completed."""
@@ -838,6 +980,9 @@ class Runner:
             return None
         ev_id = cp.failure.get("event")
         event = next((e for e in cp.events if str(e.id) == ev_id), None)
+        if event is None and ev_id is not None:  # a later checkpoint (queued app events) carried it forward
+            event = next((e for e in self._read(session, lambda: self.checkpointer.session_events(session))
+                          if str(e.id) == ev_id), None)
         return cp.failure, event
 
     def close(self) -> None:
@@ -876,6 +1021,18 @@ class CompiledGraph:
     async def ainvoke(self, input: Any, session: str | None = None, *, max_steps: int | None = None) -> State:
         """See `Runner.ainvoke`."""
         return await self.runner.ainvoke(input, session, max_steps=max_steps)
+
+    def start(self, input: Any, session: str | None = None) -> State:
+        """See `Runner.start`."""
+        return self.runner.start(input, session)
+
+    def step(self, session: str) -> State:
+        """See `Runner.step`."""
+        return self.runner.step(session)
+
+    def run(self, input: Any, session: str | None = None, *, max_steps: int | None = None) -> State:
+        """See `Runner.run` (the same as `invoke`)."""
+        return self.runner.invoke(input, session, max_steps=max_steps)
 
     def errors(self, session: str) -> list[ErrorEvent]:
         """See `Runner.errors`."""

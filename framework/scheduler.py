@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -159,9 +158,8 @@ class Scheduler:
                 outcome.attempts = attempt
                 return outcome
             except Exception as exc:
-                decision = self.retry(node.name, attempt, exc) if self.retry is not None else None
-                outcome.error, outcome.attempts, outcome.decision = exc, attempt, decision
-                if decision is None or not decision.retry or attempt >= decision.max_attempts:
+                decision = self._decide(outcome, node.name, attempt, exc)
+                if decision is None:
                     return outcome
                 if ctx is None:
                     ctx = make_ctx(node.name, attempt)
@@ -170,17 +168,48 @@ class Scheduler:
                     self.sleep(decision.delay)
                 attempt += 1
 
+    def _decide(self, outcome: Outcome, node: str, attempt: int, exc: Exception) -> RetryDecision | None:
+        """Record the failed attempt in `outcome`; return the decision if the node runs again, else None.
+
+        A retry policy that raises ends the node's attempts: its `PluginError` (the node's own
+        exception as its context) becomes the node's failure, so it is committed like any other.
+        """
+        outcome.error, outcome.attempts = exc, attempt
+        if self.retry is None:
+            return None
+        try:
+            decision = self.retry(node, attempt, exc)
+        except Exception as perr:
+            perr.__context__ = exc
+            outcome.error, outcome.decision = perr, None
+            return None
+        outcome.decision = decision
+        if decision is None or not decision.retry or attempt >= decision.max_attempts:
+            return None
+        return decision
+
     def _with_timeout(self, node: NodeSpec, snapshot: Snapshot, ctx: NodeContext) -> Any:
+        """Call the node; with a deadline, on a daemon thread abandoned (not joined) if it overruns."""
         timeout = self.timeout_of(node)
         if timeout is None:
             return self._call_sync(node, snapshot, ctx)
-        future: Future[Any] = self.pool.submit(self._call_sync, node, snapshot, ctx)
-        try:
-            return future.result(timeout=timeout)
-        except FutureTimeout:
-            future.cancel()
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                box["value"] = self._call_sync(node, snapshot, ctx)
+            except BaseException as exc:  # handed to the caller's thread as is
+                box["error"] = exc
+            finally:
+                done.set()
+        threading.Thread(target=target, daemon=True, name=f"railgraph-node-{node.name}").start()
+        if not done.wait(timeout):
             raise NodeTimeout(f"node {node.name!r} timed out after {timeout:g}s", session=ctx.session, step=ctx.step,
-                              node=node.name, details={"timeout": timeout}) from None
+                              node=node.name, details={"timeout": timeout})
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
 
     def run_sync(self, names: Sequence[str], snapshot: Snapshot,
                  make_ctx: Callable[[str, int], NodeContext]) -> dict[str, Outcome]:
@@ -189,28 +218,6 @@ class Scheduler:
             node = self.spec.nodes[names[0]]
             return {node.name: self._attempts_sync(node, snapshot, make_ctx, self._with_timeout)}
         nodes = [self.spec.nodes[n] for n in names]
-        results: dict[str, Outcome] = {}
-        if any(self.timeout_of(n) is not None for n in nodes):
-            # one future per node, so each can be abandoned at its own deadline
-            def one(node: NodeSpec) -> Outcome:
-                return self._attempts_sync(node, snapshot, make_ctx, self._call_sync)
-            sem = threading.BoundedSemaphore(self.max_concurrency)
-
-            def guarded(node: NodeSpec) -> Outcome:
-                with sem:
-                    return one(node)
-            futures = [(n, self.pool.submit(guarded, n)) for n in nodes]
-            for node, fut in futures:
-                timeout = self.timeout_of(node)
-                try:
-                    results[node.name] = fut.result(timeout=timeout)
-                except FutureTimeout:
-                    fut.cancel()
-                    ctx = make_ctx(node.name, 1)
-                    results[node.name] = Outcome(node.name, error=NodeTimeout(
-                        f"node {node.name!r} timed out after {timeout:g}s", session=ctx.session, step=ctx.step,
-                        node=node.name, details={"timeout": timeout}))
-            return results
         # work queue: up to min(limit, n) workers pull nodes; the calling thread works too. Helpers are
         # woken one at a time: a thread about to run a node wakes one more helper if nodes remain and
         # no woken helper is still on its way. Nodes that block (I/O) let each helper start and wake
@@ -243,7 +250,7 @@ class Scheduler:
                     return
                 if i + 1 < n and not waking[0] and helpers > 0:
                     wake()
-                out[i] = self._attempts_sync(nodes[i], snapshot, make_ctx, self._call_sync)
+                out[i] = self._attempts_sync(nodes[i], snapshot, make_ctx, self._with_timeout)
 
         worker()
         # every node is taken now: a helper that has not started has nothing left to do, so cancel it
@@ -289,9 +296,8 @@ class Scheduler:
                         outcome.error, outcome.attempts = None, attempt
                         return outcome
                     except Exception as exc:
-                        decision = self.retry(node.name, attempt, exc) if self.retry is not None else None
-                        outcome.error, outcome.attempts, outcome.decision = exc, attempt, decision
-                        if decision is None or not decision.retry or attempt >= decision.max_attempts:
+                        decision = self._decide(outcome, node.name, attempt, exc)
+                        if decision is None:
                             return outcome
                         outcome.attempt_events.append(self.on_attempt(ctx, exc, decision))
                         if decision.delay > 0:

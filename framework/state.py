@@ -139,6 +139,17 @@ def coerce_partial(value: Any, node: str) -> NodePartial:
     cls = type(value)
     if cls is NodePartial or (cls is not dict and isinstance(value, NodePartial)):
         partial = value
+        if type(partial.messages) is not list or type(partial.errors) is not list or partial.extra is None:
+            # None or another iterable in a field: normalise into a new partial (never mutate the node's)
+            try:
+                if isinstance(partial.messages, (str, bytes, Mapping)) or isinstance(partial.errors,
+                                                                                      (str, bytes, Mapping)):
+                    raise TypeError("a string or mapping")
+                partial = NodePartial(list(partial.messages or ()), partial.extra if partial.extra is not None
+                                      else {}, list(partial.errors or ()))
+            except TypeError:
+                raise InputError(f"node {node!r} returned a NodePartial whose messages/errors are not lists",
+                                 node=node) from None
     elif cls is dict or isinstance(value, Mapping):
         if not EMPTY_PARTIAL_KEYS.issuperset(value):
             unknown = set(value) - EMPTY_PARTIAL_KEYS
@@ -156,12 +167,13 @@ def coerce_partial(value: Any, node: str) -> NodePartial:
     else:
         raise InputError(f"node {node!r} returned {type(value).__name__}; expected NodePartial, a mapping or None",
                          node=node)
-    if partial.messages:
+    if partial.messages and any(type(m) is not Message for m in partial.messages):
         try:
-            partial.messages = [Message.coerce(m, f"node {node!r} messages") for m in partial.messages]
+            messages = [Message.coerce(m, f"node {node!r} messages") for m in partial.messages]
         except InputError as exc:
             exc.node = node
             raise
+        partial = NodePartial(messages, partial.extra, partial.errors)
     if type(partial.extra) is not dict and not isinstance(partial.extra, Mapping):
         raise InputError(f"node {node!r} returned extra of type {type(partial.extra).__name__}; expected a mapping",
                          node=node)

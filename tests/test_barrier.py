@@ -178,3 +178,15 @@ def test_real_concurrent_completion_order_does_not_change_state(order: list[int]
     assert st_.extra["shared"] == 5
     assert [m.content for m in st_.messages] == [str(i) for i in range(6)]
     assert [e.node for e in st_.errors] == [f"n{i}" for i in range(6)]
+
+
+def test_a_change_of_type_alone_is_a_change() -> None:
+    """Overwriting 1 with True or 1.0 (equal under ==, different as stored JSON) stores it and bumps the version."""
+    ch = merge(EMPTY, [("n", NodePartial(extra={"k": 1, "l": [1]}))], BarrierPolicy()).channels
+    for new in ({"k": True}, {"k": 1.0}, {"l": [True]}):
+        res = merge(ch, [("n", NodePartial(extra=new))], BarrierPolicy())
+        assert res.channels.versions["extra"] == ch.versions["extra"] + 1, new
+        key = next(iter(new))
+        assert type(res.channels.extra[key]) is type(new[key]) or res.channels.extra[key] == new[key]
+    same_again = merge(ch, [("n", NodePartial(extra={"k": 1, "l": (1,)}))], BarrierPolicy())
+    assert same_again.channels.versions["extra"] == ch.versions["extra"]

@@ -476,3 +476,302 @@ def test_lifecycle_notifications_fire_in_order() -> None:
     with pytest.raises(StepLimitError):
         g.invoke({"extra": {"n": 0}}, session="t", max_steps=1)
     assert calls[-1] == ("after_session", "t", "failed", "StepLimitError")
+
+
+# -- regressions from the outside review -------------------------------------------------------
+
+
+def test_retry_policy_that_raises_fails_the_node_with_a_committed_plugin_error() -> None:
+    """A retry_decision hook that raises ends the node with a PluginError that is committed first."""
+    class BadRetry:
+        name = "bad_retry"
+
+        @hookimpl
+        def retry_decision(self, node, attempt, error, settings):
+            raise RuntimeError("policy bug")
+
+    def boom(s):
+        raise ValueError("x")
+    store = MemoryCheckpointer()
+    g = GraphBuilder().add_node("n", boom).add_edge(START, "n").compile(settings=mem(), plugins=[BadRetry()],
+                                                                        checkpointer=store)
+    with pytest.raises(RunnerError) as info:
+        g.invoke({}, session="s")
+    assert info.value.code == "railgraph.plugin.failed" and info.value.event is not None
+    assert store.latest("s").status == "failed" and g.errors("s") == [info.value.event]
+
+
+def test_capper_that_raises_is_committed_uncapped() -> None:
+    """A capper that raises fails the step with a PluginError, committed without the cap."""
+    class BadCap:
+        name = "bad_cap"
+
+        @hookimpl(tryfirst=True)
+        def error_capper(self, settings):
+            def cap(events):
+                raise RuntimeError("cap bug")
+            return cap
+    g = GraphBuilder().add_node("n", lambda s, ctx: {"errors": [ctx.event("warn")]}).add_edge(START, "n")
+    g = g.compile(settings=mem(), plugins=[BadCap()])
+    with pytest.raises(RunnerError) as info:
+        g.invoke({}, session="s")
+    assert info.value.code == "railgraph.plugin.failed" and "bad_cap" in info.value.message
+    assert info.value.event is not None and g.state("s").status == "failed"
+
+
+def test_router_returning_unhashable_value_is_a_router_error() -> None:
+    """A router with a path map returning an unhashable value fails with a committed RouterError."""
+    b = GraphBuilder().add_node("a", lambda s: None).add_edge(START, "a")
+    b.add_conditional_edges("a", lambda s: {"not": "hashable"}, {"x": "a"})
+    g = b.compile(settings=mem())
+    with pytest.raises(RouterError) as info:
+        g.invoke({}, session="s")
+    assert info.value.event is not None and g.state("s").status == "failed"
+
+
+def test_partial_with_none_fields_is_empty() -> None:
+    """NodePartial(errors=None, messages=None) is treated as writing nothing there."""
+    from railgraph import NodePartial
+    b = GraphBuilder().add_node("a", lambda s: NodePartial(messages=None, extra={"k": 1}, errors=None))
+    st = b.add_edge(START, "a").compile(settings=mem()).invoke({}, session="s")
+    assert st.extra["k"] == 1 and st.errors == ()
+
+
+def test_exception_with_broken_str_is_still_committed() -> None:
+    """A node raising an exception whose __str__ raises still yields a committed NodeFailed event."""
+    class Weird(Exception):
+        def __str__(self):
+            raise RuntimeError("no str")
+
+    def boom(s):
+        raise Weird()
+    g = GraphBuilder().add_node("n", boom).add_edge(START, "n").compile(settings=mem())
+    with pytest.raises(NodeFailed) as info:
+        g.invoke({}, session="s")
+    assert "unprintable Weird" in info.value.event.error.cause.message
+
+
+def _fail_once_graph(calls: Counter, fail: dict):
+    def ok(s, ctx):
+        calls["ok"] += 1
+        return {"extra": {"ok": calls["ok"]}, "errors": [ctx.event(f"warning from ok #{calls['ok']}")]}
+
+    def bad(s):
+        calls["bad"] += 1
+        if fail["on"]:
+            raise ValueError("bad")
+    b = GraphBuilder().add_node("ok", ok).add_node("bad", bad)
+    return b.add_edge(START, "ok").add_edge(START, "bad")
+
+
+def test_events_of_successful_nodes_in_a_failed_step_are_committed_once_in_frontier_order() -> None:
+    """A sibling's event is committed with the failure, before it, and resuming does not emit it again."""
+    calls, fail = Counter(), {"on": True}
+    g = _fail_once_graph(calls, fail).compile(settings=mem())
+    with pytest.raises(NodeFailed):
+        g.invoke({}, session="s")
+    messages = [e.error.message for e in g.errors("s")]
+    assert messages[0] == "warning from ok #1" and "failed" in messages[1] and len(messages) == 2
+    fail["on"] = False
+    g.invoke(None, session="s")
+    assert [e.error.message for e in g.errors("s")] == messages and calls["ok"] == 1
+
+
+def test_new_input_after_a_failure_keeps_the_siblings_events() -> None:
+    """Restarting a failed session with new input (dropping pending writes) loses no committed event."""
+    calls, fail = Counter(), {"on": True}
+    g = _fail_once_graph(calls, fail).compile(settings=mem())
+    with pytest.raises(NodeFailed):
+        g.invoke({}, session="s")
+    fail["on"] = False
+    g.invoke({"extra": {"again": True}}, session="s")
+    warnings = [e.error.message for e in g.errors("s") if e.error.message.startswith("warning")]
+    assert warnings == ["warning from ok #1", "warning from ok #2"]
+
+
+def test_app_events_stay_with_their_session() -> None:
+    """A plugin failing in after_session for session A is recorded in A, not in the next session run."""
+    class Noisy:
+        name = "noisy"
+
+        @hookimpl
+        def after_session(self, session, status, error):
+            raise RuntimeError(f"metrics push failed for {session}")
+    g = counter_graph(1, plugins=[Noisy()])
+    g.invoke({"extra": {"n": 0}}, session="A")
+    g.invoke({"extra": {"n": 0}}, session="B")
+    a, b = g.errors("A"), g.errors("B")
+    assert len(a) == 1 and "metrics push failed for A" in a[0].error.cause.message
+    assert len(b) == 1 and "metrics push failed for B" in b[0].error.cause.message
+
+
+def test_stored_failure_is_found_after_later_checkpoints() -> None:
+    """The failure diagnostic's event is found even when app events were committed after the failure."""
+    down = ListSink("down", fail_for=100)
+    calls, fail = Counter(), {"on": True}
+    g = _fail_once_graph(calls, fail).compile(settings=mem(), plugins=[sink_plugin(down)])
+    with pytest.raises(NodeFailed) as info:
+        g.invoke({}, session="s")
+    failure, event = g.runner.failure("s")
+    assert event == info.value.event and failure["step"] == info.value.step
+    assert g.state("s").step > info.value.step  # the sink failure was committed after the failure
+
+
+def test_stored_failure_text_is_the_processed_one() -> None:
+    """The failure kept in the checkpoint carries the message as processors left it, not the raw one."""
+    class Scrub:
+        name = "scrub"
+
+        @hookimpl
+        def event_processor(self, settings):
+            def proc(ev):
+                return ev.model_copy(update={"error": ev.error.model_copy(update={"message": "***"})})
+            return proc
+
+    def bad(s):
+        raise railgraph_error("customer hunter2 rejected")
+    from railgraph import NodeFailed as railgraph_error
+    g = GraphBuilder().add_node("n", bad).add_edge(START, "n").compile(settings=mem(), plugins=[Scrub()])
+    with pytest.raises(RunnerError):
+        g.invoke({}, session="s")
+    failure, _ = g.runner.failure("s")
+    assert failure["message"] == "***"
+
+
+def test_timeouts_are_per_node_and_per_attempt_among_siblings() -> None:
+    """With limit 1, a hung node times out alone; a slow-then-fast sibling is retried per attempt."""
+    tries = Counter()
+
+    def hung(s):
+        time.sleep(1)
+
+    def flaky(s, ctx):
+        tries["n"] += 1
+        if ctx.attempt == 1:
+            time.sleep(0.5)  # overruns its 0.1 s deadline, then attempt 2 is quick
+        return {"extra": {"flaky": ctx.attempt}}
+    b = GraphBuilder().add_node("hung", hung, timeout=0.1).add_node("flaky", flaky, timeout=0.1)
+    b.add_edge(START, "hung").add_edge(START, "flaky")
+
+    class RetryTimeouts:
+        name = "rt"
+
+        @hookimpl
+        def retry_decision(self, node, attempt, error, settings):
+            return RetryDecision(retry=node == "flaky", max_attempts=3, rule="t")
+    store = MemoryCheckpointer()
+    g = b.compile(settings=mem(runner={"max_concurrency": 1}), plugins=[RetryTimeouts()], checkpointer=store)
+    with pytest.raises(NodeTimeout) as info:
+        g.invoke({}, session="s")
+    assert info.value.node == "hung" and "more" not in info.value.message
+    assert store.latest("s").pending_writes["flaky"].extra == {"flaky": 2}
+    assert [e.tags for e in g.errors("s") if e.node == "flaky"] == [("retry", "attempt:1/3")]
+
+
+def test_concurrent_runs_of_one_session_are_refused() -> None:
+    """Two ainvoke calls on the same session in one loop: the second gets SessionBusyError."""
+    async def slow(s):
+        await asyncio.sleep(0.2)
+    g = GraphBuilder().add_node("n", slow).add_edge(START, "n").compile(settings=mem())
+
+    async def main():
+        return await asyncio.gather(g.ainvoke({}, session="s"), g.ainvoke({}, session="s"),
+                                    return_exceptions=True)
+    results = asyncio.run(main())
+    kinds = sorted(type(r).__name__ for r in results)
+    assert kinds == ["SessionBusyError", "State"]
+
+
+def test_ainvoke_does_not_block_the_event_loop_on_sinks() -> None:
+    """A slow sink delays the run but the event loop keeps serving other tasks."""
+    class SlowSink(ListSink):
+        def write(self, session, events):
+            time.sleep(0.3)
+            super().write(session, events)
+
+    async def node(s, ctx):
+        return {"errors": [ctx.event("e")]}
+    g = GraphBuilder().add_node("n", node).add_edge(START, "n").compile(settings=mem(),
+                                                                         plugins=[sink_plugin(SlowSink("slow"))])
+
+    async def main():
+        stalls = []
+
+        async def ticker():
+            last = time.perf_counter()
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.perf_counter()
+                stalls.append(now - last)
+                last = now
+        t = asyncio.create_task(ticker())
+        await g.ainvoke({}, session="s")
+        t.cancel()
+        return max(stalls)
+    assert asyncio.run(main()) < 0.2
+
+
+def test_one_delivery_per_sink_at_a_time() -> None:
+    """Runs of different sessions in parallel threads never call one sink's write concurrently."""
+    active, peak, lock = [0], [0], threading.Lock()
+
+    class Counting(ListSink):
+        def write(self, session, events):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.005)
+            with lock:
+                active[0] -= 1
+            super().write(session, events)
+    sink = Counting("counting")
+    b = GraphBuilder().add_node("w", lambda s, ctx: {"extra": {"n": s.extra.get("n", 0) + 1},
+                                                     "errors": [ctx.event("e")]}).add_edge(START, "w")
+    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < 5 else END)
+    g = b.compile(settings=mem(), plugins=[sink_plugin(sink)])
+    threads = [threading.Thread(target=g.invoke, args=({}, f"s{i}")) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    g.runner.deliver()
+    assert peak[0] == 1
+    assert len({i for _, i in sink.got}) == 20
+
+
+def test_interrupt_before_does_not_fire_again_after_a_failed_step() -> None:
+    """After approving an interrupt, a failure of that node does not pause again on resume."""
+    fail = {"on": True}
+
+    def review(s):
+        if fail["on"]:
+            raise ValueError("review failed")
+        return {"extra": {"reviewed": True}}
+    b = GraphBuilder().add_node("review", review).add_edge(START, "review")
+    g = b.compile(settings=mem(), interrupt_before=["review"])
+    assert g.invoke({}, session="s").status == "interrupted"
+    with pytest.raises(NodeFailed):
+        g.invoke(None, session="s")
+    fail["on"] = False
+    st = g.invoke(None, session="s")
+    assert st.status == "completed" and st.extra["reviewed"]
+
+
+def test_interrupt_names_in_settings_are_checked(tmp_path) -> None:
+    """A node name in runner.interrupt_before that the graph lacks is a ConfigError naming file and line."""
+    from railgraph import ConfigError
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[persistence]\nbackend = "memory"\n[runner]\ninterrupt_before = ["nope"]\n')
+    with pytest.raises(ConfigError) as info:
+        counter_graph(settings=Settings.load(cfg))
+    assert info.value.line == 4 and "nope" in str(info.value) and info.value.key == "runner.interrupt_before"
+
+
+def test_start_step_run_api() -> None:
+    """start commits the input only, step runs one superstep at a time, run is invoke."""
+    g = counter_graph(3)
+    st = g.start({"extra": {"n": 0}}, session="s")
+    assert st.step == 1 and st.extra == {"n": 0} and st.next == ("inc",)
+    assert g.step("s").extra["n"] == 1
+    assert g.step("s").extra["n"] == 2
+    assert g.run(None, session="s").extra["n"] == 3
