@@ -1,20 +1,30 @@
 """The SQLite checkpointer behind the ``sqlite_store`` plugin (a private module, not an entry point).
 
-Layout (schema version 1). Per session, append-only logs and a small row per checkpoint:
+Layout (schema version 2). Per session, append-only logs and a small row per checkpoint:
 
 * ``checkpoints`` — one row per superstep: status, frontier, versions, versions_seen, failure,
   and *windows* ``[start, end)`` into the session's message log and errors rail, so a step writes
   only what it added. Pending writes and the cap summary are stored when they change; a
   checkpoint points at the step that holds them.
 * ``messages`` — the messages log; ``extra`` — one row per (key, step) a user key changed at
-  (a ``NULL`` value is a deleted key); ``rail`` — the entries appended to ``extra["errors"]``,
-  referencing the outbox row of the same event; ``summaries`` — cap summaries.
+  (a ``NULL`` value is a deleted key); ``summaries`` — cap summaries.
+* the errors rail (the entries ever appended to ``extra["errors"]``): an entry that is one of its
+  step's own events, in their order (the usual case), is that event's outbox row (``rail_pos``;
+  the checkpoint bounds them by seq with ``rail_lo``/``rail_hi``); anything else (a capper that
+  rewrites the array, schema-1 data) is a ``rail`` row, referencing an outbox row or holding JSON.
 * ``outbox`` — every committed event with a global sequence (the sinks' source), written in the
-  checkpoint's transaction; ``cursors`` — one delivery cursor per sink.
+  checkpoint's transaction, with the errors store's columns; ``cursors`` — one delivery cursor
+  per sink.
 * ``errors`` — the dedicated errors store: append-only, idempotent on event id, indexed by
-  session/step, node, code and time.
+  session/step, node, code and time. It is filled from the outbox rows flagged ``store = 1``
+  (``Delta.write_errors_store``) through a cursor (``meta.errors_cursor``), in batches: once
+  ``STORE_BATCH`` events are pending, at release and close, and always before the store is read,
+  so a reader never sees less than what was committed. The copy is idempotent (a crash between two
+  batches loses nothing: the outbox is durable and the next catch-up finishes it).
 * ``sessions`` — one row per session (its status, steps and error count are read from its newest
-  checkpoint and the outbox); ``meta`` — the schema version.
+  checkpoint and the outbox); ``meta`` — the schema version and the errors-store cursor.
+
+A W3 step (one event) thus touches four b-trees: checkpoints, extra, outbox and its session index.
 
 Writers use ``BEGIN IMMEDIATE`` in WAL mode with a busy timeout, and retry with backoff on
 ``SQLITE_BUSY``; readers never block writers. A session is claimed with a POSIX byte-range lock
@@ -59,9 +69,12 @@ except ImportError:  # pragma: no cover - Windows: session claims need POSIX rec
     fcntl = None  # type: ignore[assignment]
 from railgraph.events import ErrorEvent
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ROW_FORMAT = 1
 CACHE_SESSIONS = 64
+# the errors store is filled from the outbox in batches: when this many flagged events a store
+# instance committed are not copied yet (and at release, close, and before any read of the store)
+STORE_BATCH = 256
 # SQLite's defaults, measured against the alternatives on W1/W3: 1-2 KiB pages make a commit's
 # WAL frames cheaper (~5-10%) but the b-trees deepen faster, so a step's cost grows over a long
 # run (last 200 steps / first 200: ~1.6 against ~1.4); a checkpoint thread (no fsync in the
@@ -103,12 +116,31 @@ _V1 = (
     "CREATE INDEX errors_at ON errors (at)",
 )
 
+# Version 2: the errors store is fed from the outbox in batches through a cursor instead of in every
+# commit (5 b-trees fewer per commit), and the entries of extra["errors"] that are the step's own
+# events are outbox rows (``rail_pos``) instead of rail rows (one b-tree fewer). The outbox row
+# carries the errors store's columns (``store``: copy it there; node, code, scope, at), so the copy
+# is one INSERT ... SELECT. The checkpoint row bounds the outbox rows of its window with
+# ``rail_lo``/``rail_hi`` (seqs). Version-1 rows keep reading as before: their rail rows stay, and
+# their outbox rows (store = 0) are in the errors store already (the cursor starts after them).
+_V2 = (
+    "ALTER TABLE outbox ADD COLUMN store INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE outbox ADD COLUMN node TEXT",
+    "ALTER TABLE outbox ADD COLUMN code TEXT",
+    "ALTER TABLE outbox ADD COLUMN scope TEXT",
+    "ALTER TABLE outbox ADD COLUMN at TEXT",
+    "ALTER TABLE outbox ADD COLUMN rail_pos INTEGER",
+    "ALTER TABLE checkpoints ADD COLUMN rail_lo INTEGER",
+    "ALTER TABLE checkpoints ADD COLUMN rail_hi INTEGER",
+    "INSERT INTO meta (key, value) VALUES ('errors_cursor', (SELECT COALESCE(MAX(seq), 0) FROM outbox))",
+)
+
 # index i upgrades schema version i to i + 1; a future version appends its statements here
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 assert len(MIGRATIONS) == SCHEMA_VERSION  # noqa: S101 - a module invariant, checked at import
 
 _CP_COLS = ("step, format, status, created_at, interrupt, frontier, versions, seen, failure, pending, pending_from, "
-            "msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count")
+            "msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +155,47 @@ class _Meta:
     rail_end: int
     summary_from: int | None
     pending_from: int | None
+    rail_lo: int | None = None
+    rail_hi: int | None = None
+    # the window's entries that are outbox rows, as runs (first position, first seq, count) in
+    # position order: consecutive steps of a session written alone coalesce into one run
+    blocks: tuple[tuple[int, int, int], ...] = ()
+
+
+Block = tuple[int, int, int]
+
+
+def _extend(blocks: tuple[Block, ...], pos: int, seq: int, count: int) -> tuple[Block, ...]:
+    """`blocks` with ``count`` entries at ``pos..`` that are outbox rows ``seq..`` appended (coalesced)."""
+    if blocks:
+        p, q, n = blocks[-1]
+        if p + n == pos and q + n == seq:
+            return (*blocks[:-1], (p, q, n + count))
+    return (*blocks, (pos, seq, count))
+
+
+def _trim(blocks: tuple[Block, ...], start: int) -> tuple[Block, ...]:
+    """`blocks` without the positions before `start` (the window's new start)."""
+    i = 0
+    while i < len(blocks) and blocks[i][0] + blocks[i][2] <= start:
+        i += 1
+    out = blocks[i:]
+    if out and out[0][0] < start:
+        p, q, n = out[0]
+        out = ((start, q + start - p, n - start + p), *out[1:])
+    return out
+
+
+def _bounds(blocks: tuple[Block, ...]) -> tuple[int | None, int | None]:
+    """The lowest and highest outbox seq of `blocks` (``None`` when there are none)."""
+    if not blocks:
+        return None, None
+    p, q, n = blocks[-1]
+    return blocks[0][1], q + n - 1
+
+
+class _Behind(Exception):
+    """A read of the errors store found the outbox ahead of the store cursor."""
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -216,6 +289,7 @@ class SqliteCheckpointer:
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[Checkpoint, _Meta]] = {}
         self._mine: set[str] = set()
+        self._unstored = 0  # flagged events this instance committed that the errors store has not got yet
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
@@ -316,6 +390,7 @@ class SqliteCheckpointer:
     def release(self, session: str) -> None:
         """Give up the claim on `session` (idempotent)."""
         if session in self._mine:
+            self._flush()
             self._mine.discard(session)
             self._locks.release(session)
         self._cache.pop(session, None)
@@ -324,7 +399,7 @@ class SqliteCheckpointer:
 
     def _decode(self, conn: sqlite3.Connection, session: str, row: tuple[Any, ...]) -> tuple[Checkpoint, _Meta]:
         (step, fmt, status, created_at, interrupt, frontier, versions, seen, failure, pending, pending_from,
-         msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count) = row
+         msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi) = row
         if fmt != ROW_FORMAT:
             raise corrupt(session, step, f"unknown checkpoint format version {fmt!r} (this railgraph reads "
                           f"{ROW_FORMAT}); upgrade railgraph")
@@ -336,15 +411,15 @@ class SqliteCheckpointer:
         extra = [(k, v) for k, v, _ in conn.execute(
             "SELECT key, value, MAX(step) FROM extra WHERE session = ? AND step <= ? GROUP BY key", (session, step))]
         errors: list[tuple[Any, str | None]] | None = None
+        blocks: tuple[Block, ...] = ()
         if rail_present:
             errors = []
             if summary_from is not None:
                 srow = conn.execute("SELECT data FROM summaries WHERE session = ? AND step = ?",
                                     (session, summary_from)).fetchone()
                 errors.append((f"(the cap summary of step {summary_from})", srow[0] if srow else None))
-            errors += conn.execute(
-                "SELECT r.pos, COALESCE(r.data, o.data) FROM rail r LEFT JOIN outbox o ON o.seq = r.seq "
-                "WHERE r.session = ? AND r.pos >= ? AND r.pos < ? ORDER BY r.pos", (session, rail_start, rail_end))
+            entries, blocks = _window(conn, session, step, rail_start, rail_end, rail_lo, rail_hi)
+            errors += entries
             if len(errors) != rail_end - rail_start + (summary_from is not None):
                 raise corrupt(session, step, 'entries of extra["errors"] are missing')
         events = conn.execute("SELECT seq, data FROM outbox WHERE seq >= ? AND seq < ? ORDER BY seq",
@@ -360,7 +435,8 @@ class SqliteCheckpointer:
         cp = decode_checkpoint(session, step, status=status, created_at=created_at, interrupt=interrupt,
                                frontier=frontier, versions=versions, seen=seen, failure=failure, pending=pending,
                                messages=messages, extra=extra, errors=errors, events=events)
-        return cp, _Meta(step, msg_start, msg_end, bool(rail_present), rail_start, rail_end, summary_from, pending_from)
+        return cp, _Meta(step, msg_start, msg_end, bool(rail_present), rail_start, rail_end, summary_from, pending_from,
+                         rail_lo, rail_hi, blocks)
 
     def _load(self, session: str, step: int | None) -> tuple[Checkpoint, _Meta] | None:
         def read(conn: sqlite3.Connection) -> tuple[Checkpoint, _Meta] | None:
@@ -429,9 +505,49 @@ class SqliteCheckpointer:
         return self._events(session, "SELECT step, data FROM outbox WHERE session = ? ORDER BY seq", (session,))
 
     def stored_errors(self, session: str) -> list[ErrorEvent]:
-        """The errors store's events of `session`, in emission order (backfilled ones included)."""
-        return self._events(session, "SELECT e.step, COALESCE(e.data, o.data) FROM errors e LEFT JOIN outbox o "
-                            "ON o.seq = e.seq WHERE e.session = ? ORDER BY e.step, e.ord", (session,))
+        """The errors store's events of `session`, in emission order (backfilled ones included).
+
+        The store is brought up to date with the outbox first (in the same transaction), so it
+        never answers with less than what was committed.
+        """
+        def read(conn: sqlite3.Connection) -> list[ErrorEvent]:
+            return [load_stored_event(text, session, step) for step, text in conn.execute(
+                "SELECT e.step, COALESCE(e.data, o.data) FROM errors e LEFT JOIN outbox o ON o.seq = e.seq "
+                "WHERE e.session = ? ORDER BY e.step, e.ord", (session,))]
+        return self._guard(session, None, lambda: self._store_read(read))
+
+    def _store_read(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `read` on an up-to-date errors store: in a read transaction when no catch-up is due,
+        else in a write transaction that catches up first (whatever another process committed)."""
+        def fresh(conn: sqlite3.Connection) -> T:
+            if _behind(conn):
+                raise _Behind
+            return read(conn)
+        try:
+            return self._tx(fresh, write=False)
+        except _Behind:
+            pass
+
+        def caught_up(conn: sqlite3.Connection) -> T:
+            _catch_up(conn)
+            return read(conn)
+        out = self._tx(caught_up)
+        self._unstored = 0
+        return out
+
+    def _flush(self) -> None:
+        """Catch the errors store up with what this instance committed (at release and close).
+
+        A failure here loses nothing (the outbox is durable and the next reader or writer catches
+        up), so it is not raised: release and close run in cleanup paths.
+        """
+        if not self._unstored:
+            return
+        try:
+            self._tx(_catch_up)
+            self._unstored = 0
+        except sqlite3.Error:
+            pass
 
     def undelivered(self, sink: str, limit: int) -> list[tuple[int, str, ErrorEvent]]:
         """Up to `limit` outbox entries after `sink`'s cursor, oldest first."""
@@ -490,8 +606,10 @@ class SqliteCheckpointer:
             except (TypeError, ValueError) as exc:
                 raise CheckpointError(f"checkpoint of session {session!r} step {cp.step} holds a value that cannot "
                                       f"be stored as JSON: {exc}", session=session, step=cp.step) from exc
+            flagged = len(cp.events) if plan.store_events else 0
+            catch_up = self._unstored + flagged >= STORE_BATCH
             try:
-                new_meta = self._tx(lambda conn: self._apply(conn, cp, plan, enc, meta))
+                new_meta = self._tx(lambda conn: self._apply(conn, cp, plan, enc, meta, catch_up))
             except sqlite3.IntegrityError as exc:
                 self._cache.pop(session, None)
                 raise CheckpointError(f"session {session!r} step {cp.step} is stored already (another writer?); "
@@ -500,21 +618,44 @@ class SqliteCheckpointer:
                 self._cache.pop(session, None)
                 raise CheckpointError(f"could not commit session {session!r} step {cp.step} to {self.path}: "
                                       f"{type(exc).__name__}: {exc}", session=session, step=cp.step) from exc
+            self._unstored = 0 if catch_up else self._unstored + flagged
             self._remember(session, (cp, new_meta))
 
     def _apply(self, conn: sqlite3.Connection, cp: Checkpoint, plan: WritePlan, enc: EncodedRows,
-               meta: _Meta | None) -> _Meta:
+               meta: _Meta | None, catch_up: bool) -> _Meta:
         session, step = cp.session, cp.step
         ex = conn.execute
-        # outbox first: the rail and the errors store point at its rows
+        events, entries = cp.events, plan.errors_entries
+        r_next = meta.rail_end if meta else 0
+        # extra["errors"] entries that are this step's own events, in their order, are stored as
+        # their outbox rows (rail_pos); anything else (a capper that reorders) goes to the rail table
+        ks: range | list[int] | None = None
+        if entries and events:
+            if len(entries) == len(events) and all(a is b for a, b in zip(entries, events)):
+                ks = range(len(events))
+            else:
+                index = {id(e): k for k, e in enumerate(events)}
+                got = [index.get(id(e), -1) for e in entries]
+                if got[0] >= 0 and all(a < b for a, b in zip(got, got[1:])):
+                    ks = got
+        rail_pos: list[int | None] = [None] * len(events)
+        if ks is not None:
+            for i, k in enumerate(ks):
+                rail_pos[k] = r_next + i
+        # outbox first: the rail points at its rows. One writer at a time (BEGIN IMMEDIATE): rowids
+        # are given out in commit order, consecutive within a commit
         seq_of: dict[int, int] = {}
+        seqs: list[int] = []
         first_seq = None
-        if enc.events:
-            # one writer at a time (BEGIN IMMEDIATE): rowids are given out in commit order
-            for event, text in zip(cp.events, enc.events, strict=True):
-                seq = ex("INSERT INTO outbox (session, step, id, data) VALUES (?, ?, ?, ?)",
-                         (session, step, str(event.id), text)).lastrowid
+        if events:
+            store = 1 if plan.store_events else 0
+            for event, text, pos in zip(events, enc.events, rail_pos, strict=True):
+                seq = ex("INSERT INTO outbox (session, step, id, data, store, node, code, scope, at, rail_pos) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (session, step, str(event.id), text, store, event.node, event.code, event.scope.kind,
+                          stored_time(event.when), pos)).lastrowid
                 seq_of[id(event)] = seq
+                seqs.append(seq)
                 if first_seq is None:
                     first_seq = seq
         # messages log
@@ -530,21 +671,29 @@ class SqliteCheckpointer:
         if enc.extra:
             _insert(conn, "INSERT INTO extra (session, key, step, value) VALUES (?, ?, ?, ?)",
                     [(session, k, step, v) for k, v in enc.extra])
-        # extra["errors"]: append to the rail, move the window
-        r_next = meta.rail_end if meta else 0
-        if plan.errors_entries:
+        # extra["errors"]: append (outbox rows or rail rows), move the window
+        if entries and ks is None:
             rows = []
-            for i, event in enumerate(plan.errors_entries):
+            for i, event in enumerate(entries):
                 seq = seq_of.get(id(event))
                 rows.append((session, r_next + i, step, seq, None if seq is not None else event.to_json()))
             _insert(conn, "INSERT INTO rail (session, pos, step, seq, data) VALUES (?, ?, ?, ?, ?)", rows)
-        n = len(plan.errors_entries)
+        n = len(entries)
+        blocks: tuple[Block, ...] = ()
         if not plan.errors_present:
             rail_start = rail_end = r_next
         elif plan.errors_rewritten or meta is None or not meta.rail_present:
             rail_start, rail_end = r_next, r_next + n
         else:
             rail_start, rail_end = meta.rail_start + plan.errors_dropped, meta.rail_end + n
+            blocks = meta.blocks
+        if plan.errors_present:
+            if ks is not None:
+                for i, k in enumerate(ks):
+                    blocks = _extend(blocks, r_next + i, seqs[k], 1)
+            if blocks and blocks[0][0] < rail_start:
+                blocks = _trim(blocks, rail_start)
+        rail_lo, rail_hi = _bounds(blocks)
         summary_from = None
         if plan.errors_present and plan.summary is not None:
             if plan.summary_changed or meta is None or meta.summary_from is None:
@@ -559,23 +708,18 @@ class SqliteCheckpointer:
                 pending, pending_from = encode_pending_writes(cp.pending_writes), step
             else:
                 pending_from = meta.pending_from
-        ex(f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 20)})",
+        ex(f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 22)})",
            (step, ROW_FORMAT, cp.status, stored_time(cp.created_at), cp.interrupt, enc.frontier, enc.versions, enc.seen,
             enc.failure, pending, pending_from, msg_start, msg_end, int(plan.errors_present), rail_start, rail_end,
-            summary_from, first_seq, len(cp.events), session))
-        # the dedicated errors store: idempotent on the event id
-        if plan.store_events:
-            rows = []
-            for i, event in enumerate(plan.store_events):
-                seq = seq_of.get(id(event))
-                rows.append((str(event.id), session, step, i, event.node, event.code, event.scope.kind,
-                             stored_time(event.when), seq, None if seq is not None else event.to_json()))
-            _insert(conn, "INSERT OR IGNORE INTO errors (id, session, step, ord, node, code, scope, at, seq, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            summary_from, first_seq, len(events), rail_lo, rail_hi, session))
         # status, steps and errors of `sessions()` are read from the newest checkpoint and the outbox
         if meta is None:
             ex("INSERT OR IGNORE INTO sessions (session) VALUES (?)", (session,))
-        return _Meta(step, msg_start, msg_end, plan.errors_present, rail_start, rail_end, summary_from, pending_from)
+        # the dedicated errors store is filled from the outbox in batches
+        if catch_up:
+            _catch_up(conn)
+        return _Meta(step, msg_start, msg_end, plan.errors_present, rail_start, rail_end, summary_from, pending_from,
+                     rail_lo, rail_hi, blocks)
 
     # -- migration off extra["errors"] -------------------------------------------------------------
 
@@ -599,7 +743,9 @@ class SqliteCheckpointer:
                 windows.setdefault(session, []).append((start, end))
             return [(s, counts[s], _union(w)) for s, w in windows.items()]
 
-        plan = self._guard(None, None, lambda: self._tx(scan, write=False))
+        # not a dry run: the errors store catches up with the outbox first (what it already holds is
+        # not added twice, and keeps the step and order it was committed with)
+        plan = self._guard(None, None, lambda: self._tx(scan, write=False) if dry_run else self._store_read(scan))
         report = BackfillReport(dry_run=dry_run)
         sessions = checkpoints = seen_total = added_total = 0
         for session, n_checkpoints, windows in plan:
@@ -609,13 +755,18 @@ class SqliteCheckpointer:
             def fill(conn: sqlite3.Connection, session: str = session,
                      windows: list[tuple[int, int]] = windows) -> tuple[int, int]:
                 have = {r[0] for r in conn.execute("SELECT id FROM errors WHERE session = ?", (session,))}
+                # flagged outbox rows the store has not copied yet count as stored (a dry run does not copy)
+                have.update(r[0] for r in conn.execute(
+                    "SELECT id FROM outbox WHERE session = ? AND store = 1 AND seq > CAST(COALESCE((SELECT value "
+                    "FROM meta WHERE key = 'errors_cursor'), 0) AS INTEGER)", (session,)))
                 seen: set[str] = set()
                 rows = []
                 for start, end in windows:
-                    for pos, step, text in conn.execute(
-                            "SELECT r.pos, r.step, COALESCE(r.data, o.data) FROM rail r LEFT JOIN outbox o "
-                            "ON o.seq = r.seq WHERE r.session = ? AND r.pos >= ? AND r.pos < ? ORDER BY r.pos",
-                            (session, start, end)):
+                    for pos, step, seq, text in conn.execute(
+                            "SELECT r.pos, r.step, r.seq, COALESCE(r.data, o.data) FROM rail r LEFT JOIN outbox o "
+                            "ON o.seq = r.seq WHERE r.session = ? AND r.pos >= ? AND r.pos < ? UNION ALL "
+                            "SELECT rail_pos, step, seq, data FROM outbox WHERE session = ? AND rail_pos >= ? "
+                            "AND rail_pos < ? ORDER BY 1", (session, start, end, session, start, end)):
                         event = load_stored_event(text, session, step, f'extra["errors"] entry {pos}')
                         key = str(event.id)
                         if event.is_summary or key in seen:
@@ -623,12 +774,12 @@ class SqliteCheckpointer:
                         seen.add(key)
                         if key not in have:
                             rows.append((key, session, step, pos, event.node, event.code, event.scope.kind,
-                                         stored_time(event.when), event.to_json()))
+                                         stored_time(event.when), seq, None if seq is not None else event.to_json()))
                 added = 0
                 if rows and not dry_run:
                     before = conn.total_changes
                     conn.executemany("INSERT OR IGNORE INTO errors (id, session, step, ord, node, code, scope, at, "
-                                     "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                                     "seq, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                     added = conn.total_changes - before
                 else:
                     added = len(rows)
@@ -648,7 +799,8 @@ class SqliteCheckpointer:
             return "\n".join(r[0] for r in self._conn.execute("PRAGMA integrity_check"))
 
     def close(self) -> None:
-        """Release this store's session claims and close the connection."""
+        """Copy what this store committed into the errors store, release its session claims, close the connection."""
+        self._flush()
         for session in list(self._mine):
             self.release(session)
         with self._lock:
@@ -666,17 +818,86 @@ def _insert(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> 
 def _check_row(session: str, step: Any, row: tuple[Any, ...]) -> None:
     """Refuse a checkpoint row whose columns have the wrong types (naming the first bad one)."""
     (_, _, status, created_at, interrupt, *_, pending_from, msg_start, msg_end, rail_present, rail_start, rail_end,
-     summary_from, ev_seq, ev_count) = row
+     summary_from, ev_seq, ev_count, rail_lo, rail_hi) = row
     checks = {"step": (step, int), "status": (status, str), "created_at": (created_at, str),
               "interrupt": (interrupt, (str, type(None))), "pending_from": (pending_from, (int, type(None))),
               "msg_start": (msg_start, int), "msg_end": (msg_end, int), "rail_present": (rail_present, (int, bool)),
               "rail_start": (rail_start, int), "rail_end": (rail_end, int),
               "summary_from": (summary_from, (int, type(None))), "ev_seq": (ev_seq, (int, type(None))),
-              "ev_count": (ev_count, int)}
+              "ev_count": (ev_count, int), "rail_lo": (rail_lo, (int, type(None))),
+              "rail_hi": (rail_hi, (int, type(None)))}
     for name, (value, kind) in checks.items():
-        if not isinstance(value, kind) or (name == "ev_count" and value and ev_seq is None):
+        if not isinstance(value, kind) or (name == "ev_count" and value and ev_seq is None) or (
+                name == "rail_hi" and (rail_lo is None) != (rail_hi is None)):
             raise corrupt(session, step if isinstance(step, int) else None,
                           f"checkpoint column {name} holds {value!r}, which is not valid there")
+
+
+def _catch_up(conn: sqlite3.Connection) -> None:
+    """Copy the outbox rows flagged for the errors store after the store cursor into it; move the cursor.
+
+    Idempotent (the store ignores ids it has; the first committed copy of an id wins), so
+    concurrent or repeated catch-ups (another process, a crash between two) are harmless. Runs
+    inside the caller's write transaction. A missing or unreadable cursor restarts from 0.
+    """
+    row = conn.execute("SELECT value FROM meta WHERE key = 'errors_cursor'").fetchone()
+    try:
+        cursor = int(row[0]) if row else 0
+    except (TypeError, ValueError):
+        cursor = 0
+    top = conn.execute("SELECT MAX(seq) FROM outbox").fetchone()[0]
+    if type(top) is not int or top <= cursor:
+        return
+    conn.execute("INSERT OR IGNORE INTO errors (id, session, step, ord, node, code, scope, at, seq) "
+                 "SELECT id, session, step, seq, node, code, scope, at, seq FROM outbox "
+                 "WHERE seq > ? AND seq <= ? AND store = 1 ORDER BY seq", (cursor, top))
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('errors_cursor', ?)", (str(top),))
+
+
+def _behind(conn: sqlite3.Connection) -> bool:
+    """Whether the outbox has rows after the errors-store cursor (a catch-up is due)."""
+    row = conn.execute("SELECT (SELECT MAX(seq) FROM outbox), (SELECT value FROM meta WHERE key = 'errors_cursor')"
+                       ).fetchone()
+    top, cursor = row
+    if top is None:
+        return False
+    try:
+        return top > int(cursor)
+    except (TypeError, ValueError):
+        return True
+
+
+def _window(conn: sqlite3.Connection, session: str, step: int, start: int, end: int, lo: int | None,
+            hi: int | None) -> tuple[list[tuple[Any, str | None]], tuple[Block, ...]]:
+    """The entries ``[start, end)`` of a session's errors rail, in order, and the runs of them that are outbox rows.
+
+    An entry is an outbox row (``rail_pos``, between seqs `lo` and `hi`) when it was one of its
+    step's own events, else a ``rail`` row (rewritten windows, schema-1 data).
+    """
+    entries: list[tuple[Any, str | None]] = conn.execute(
+        "SELECT r.pos, COALESCE(r.data, o.data) FROM rail r LEFT JOIN outbox o ON o.seq = r.seq "
+        "WHERE r.session = ? AND r.pos >= ? AND r.pos < ? ORDER BY r.pos", (session, start, end)).fetchall()
+    blocks: tuple[Block, ...] = ()
+    if lo is not None:
+        refs = conn.execute("SELECT rail_pos, seq, data FROM outbox WHERE session = ? AND seq >= ? AND seq <= ? "
+                            "AND rail_pos >= ? AND rail_pos < ? ORDER BY seq", (session, lo, hi, start, end)).fetchall()
+        runs: list[list[int]] = []
+        last = -1
+        for pos, seq, _ in refs:
+            if type(pos) is not int or pos <= last:
+                raise corrupt(session, step, f'the outbox row {seq} holds extra["errors"] position {pos!r}, '
+                              'which is not valid there')
+            last = pos
+            if runs and runs[-1][0] + runs[-1][2] == pos and runs[-1][1] + runs[-1][2] == seq:
+                runs[-1][2] += 1
+            else:
+                runs.append([pos, seq, 1])
+        blocks = tuple((p, q, n) for p, q, n in runs)
+        if entries:
+            entries = sorted(entries + [(pos, text) for pos, _, text in refs], key=lambda e: e[0])
+        else:
+            entries = [(pos, text) for pos, _, text in refs]
+    return entries, blocks
 
 
 def _union(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

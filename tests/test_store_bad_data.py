@@ -19,6 +19,15 @@ from railgraph import CheckpointError
 durable = backend_fixture(("sqlite", "postgres"))
 
 
+def current_version(backend: Backend) -> int:
+    """The schema version this railgraph writes for `backend`."""
+    if backend.name == "sqlite":
+        from railgraph.plugins._sqlite import SCHEMA_VERSION
+    else:
+        from railgraph.plugins._postgres import SCHEMA_VERSION
+    return SCHEMA_VERSION
+
+
 def populate(backend: Backend, session: str = "bad", steps: int = 4) -> None:
     """Run the counter for `steps` supersteps (one event each) and close the store."""
     graph = counter_graph(steps).compile(checkpointer=backend.open())
@@ -63,6 +72,8 @@ def close_all(backend: Backend) -> None:
     # the rail entry of step 5 shares the outbox row: extra["errors"] is decoded first
     ("UPDATE {s}.outbox SET data = '{\"id\": 1}' WHERE step = 5", 5, 'extra["errors"] entry 3 is unreadable'),
     ("UPDATE {s}.rail SET data = 'nope', seq = NULL WHERE step = 5", 5, 'extra["errors"] entry'),
+    # SQLite keeps an entry that is its step's own event as the outbox row (rail_pos), not a rail row
+    ("UPDATE {s}.outbox SET rail_pos = 'x' WHERE step = 5", 5, 'entries of extra["errors"] are missing'),
     ("UPDATE {s}.messages SET data = '[1]' WHERE step = 5", 5, "message"),
     ("UPDATE {s}.checkpoints SET seen = '[]' WHERE step = 5", 5, "versions_seen"),
     ("UPDATE {s}.checkpoints SET format = 99 WHERE step = 5", 5, "unknown checkpoint format version 99"),
@@ -70,6 +81,9 @@ def close_all(backend: Backend) -> None:
 def test_corrupt_rows_are_a_clear_error_and_nothing_is_overwritten(durable: Backend, sql: str, step: int,
                                                                    what: str) -> None:
     """A corrupted row makes loading (and resuming) fail with a CheckpointError naming session, step and part."""
+    layout = "sqlite" if "rail_pos" in sql else "postgres" if "{s}.rail " in sql else durable.name
+    if layout != durable.name:
+        pytest.skip(f"this corruption is of the {layout} rail layout")
     populate(durable)
     close_all(durable)
     execute(durable, sql)
@@ -100,9 +114,12 @@ def test_corrupt_outbox_events_name_the_session(durable: Backend) -> None:
         durable.open().session_events("bad")
 
 
-@pytest.mark.parametrize("version", ["2", "99", "abc", "0"])
+@pytest.mark.parametrize("version", ["next", "99", "abc", "0"])
 def test_a_newer_or_unknown_schema_version_refuses_to_open(durable: Backend, version: str) -> None:
     """A schema version this railgraph does not know is a CheckpointError at open; the store is left as is."""
+    newer = version in ("next", "99")
+    if version == "next":
+        version = str(current_version(durable) + 1)
     populate(durable)
     close_all(durable)
     execute(durable, f"UPDATE {{s}}.meta SET value = '{version}' WHERE key = 'schema_version'")
@@ -110,18 +127,19 @@ def test_a_newer_or_unknown_schema_version_refuses_to_open(durable: Backend, ver
     with pytest.raises(CheckpointError, match="schema version") as info:
         durable.open()
     assert "nothing was changed" in str(info.value)
-    if version in ("2", "99"):
+    if newer:
         assert "newer" in str(info.value) and "upgrade railgraph" in str(info.value)
     assert snapshot(durable) == before
 
 
 def test_a_fresh_store_records_its_schema_version(durable: Backend) -> None:
-    """A new store writes schema version 1 to its meta table; opening it again migrates nothing."""
+    """A new store writes its current schema version to its meta table; opening it again migrates nothing."""
     populate(durable)
     close_all(durable)
     if durable.name == "sqlite":
         with sqlite3.connect(durable.path) as conn:
-            assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+            assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+                str(current_version(durable)),)
         conn.close()
     else:
         import psycopg

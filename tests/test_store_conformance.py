@@ -267,9 +267,18 @@ def test_write_cost_follows_the_change(durable: Backend) -> None:
         errors = errors + (e,)
         store.commit(checkpoint("w", step, extra={"n": step, "big": big, "errors": errors}, events=(e,)),
                      Delta(extra_keys=frozenset({"n"}), errors_appended=(e,)))
+    if durable.name == "sqlite":
+        # SQLite fills the errors store from the outbox in batches (and before any read of it), and
+        # the entries of extra["errors"] that are their step's own events are those outbox rows
+        assert _counts(durable, "w")["errors"] == 0
+        assert [e.id for e in store.stored_errors("w")] == [e.id for e in errors]
+        import sqlite3
+        with sqlite3.connect(durable.path) as conn:
+            assert conn.execute("SELECT COUNT(rail_pos) FROM outbox WHERE session = 'w'").fetchone()[0] == 200
+        conn.close()
     counts = _counts(durable, "w")
-    assert counts == {"extra": 2 + 200, "rail": 200, "outbox": 200, "errors": 200, "checkpoints": 201,
-                      "messages": 0}
+    assert counts == {"extra": 2 + 200, "rail": 0 if durable.name == "sqlite" else 200, "outbox": 200,
+                      "errors": 200, "checkpoints": 201, "messages": 0}
     assert store.get("w", 150).extra["errors"] == errors[:149]
 
 
