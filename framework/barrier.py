@@ -129,7 +129,7 @@ def check_partial(node: str, partial: NodePartial) -> None:
                                        node=node, details={"key": repr(key)})
         if not storable(value):
             raise UnstorableValueError(
-                f"node {node!r} wrote extra[{key!r}] = a {type(value).__name__} that cannot be stored as JSON",
+                f"node {node!r} wrote extra[{key!r}] = a value of type {type(value).__name__} that cannot be stored as JSON",
                 node=node, details={"key": key, "type": type(value).__name__})
     for i, message in enumerate(partial.messages):
         if not storable(message.content):

@@ -477,7 +477,7 @@ class Runner:
         messages, extra = coerce_input(input)
         for key, value in extra.items():
             if not storable(value):
-                raise InputError(f"input extra[{key!r}] is a {type(value).__name__}, which cannot be stored as JSON",
+                raise InputError(f"input extra[{key!r}] is a value of type {type(value).__name__}, which cannot be stored as JSON",
                                  session=session)
         for i, m in enumerate(messages):
             if not storable(m.content):
