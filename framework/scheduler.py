@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,56 @@ if TYPE_CHECKING:
     from uuid import UUID
 
 GATED = ("messages", "extra")
+
+
+class _DaemonPool:
+    """Daemon threads for nodes with a deadline, grown on demand and retired when idle.
+
+    A node that overruns keeps its thread busy — possibly for ever — so this pool is unbounded
+    (a hung node can never starve another's deadline) and its threads are daemons (a hung node
+    never keeps the process alive at exit, as `ThreadPoolExecutor` threads would). Idle threads
+    are reused, so a timed node costs a queue hand-off, not a thread start.
+    """
+
+    IDLE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # waiting threads not yet reserved by a submitted job
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` on an idle thread (or a new one); return its future."""
+        future: Future[Any] = Future()
+        with self._lock:
+            reuse = self._idle > 0
+            if reuse:
+                self._idle -= 1
+        self._jobs.put((future, fn, args))
+        if not reuse:
+            threading.Thread(target=self._loop, name="railgraph-timed-node", daemon=True).start()
+        return future
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                future, fn, args = self._jobs.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # not reserved meanwhile: retire
+                        self._idle -= 1
+                        return
+                continue  # a job was reserved for this thread just now: take it
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to the waiting caller
+                    future.set_exception(exc)
+            with self._lock:
+                self._idle += 1
+
+
+_TIMED = _DaemonPool()
 
 
 @dataclass(slots=True)
@@ -189,27 +241,16 @@ class Scheduler:
         return decision
 
     def _with_timeout(self, node: NodeSpec, snapshot: Snapshot, ctx: NodeContext) -> Any:
-        """Call the node; with a deadline, on a daemon thread abandoned (not joined) if it overruns."""
+        """Call the node; with a deadline, on a daemon thread that is abandoned (not joined) if it overruns."""
         timeout = self.timeout_of(node)
         if timeout is None:
             return self._call_sync(node, snapshot, ctx)
-        box: dict[str, Any] = {}
-        done = threading.Event()
-
-        def target() -> None:
-            try:
-                box["value"] = self._call_sync(node, snapshot, ctx)
-            except BaseException as exc:  # handed to the caller's thread as is
-                box["error"] = exc
-            finally:
-                done.set()
-        threading.Thread(target=target, daemon=True, name=f"railgraph-node-{node.name}").start()
-        if not done.wait(timeout):
-            raise NodeTimeout(f"node {node.name!r} timed out after {timeout:g}s", session=ctx.session, step=ctx.step,
-                              node=node.name, details={"timeout": timeout})
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
+        future = _TIMED.submit(self._call_sync, node, snapshot, ctx)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            raise NodeTimeout(f"node {node.name!r} timed out after {timeout:g}s", session=ctx.session,
+                              step=ctx.step, node=node.name, details={"timeout": timeout}) from None
 
     def run_sync(self, names: Sequence[str], snapshot: Snapshot,
                  make_ctx: Callable[[str, int], NodeContext]) -> dict[str, Outcome]:
