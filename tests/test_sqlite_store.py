@@ -1,0 +1,127 @@
+"""SQLite-specific store behaviour: the batched errors store and the errors rail kept in the outbox.
+
+The conformance suite states the contract for every store; these tests pin down how the SQLite
+store meets it cheaply (schema 2): the errors store is filled from the outbox through a cursor,
+in batches, and always before it is read; an ``extra["errors"]`` entry that is its step's own
+event is that event's outbox row, bounded by seq in the checkpoint row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from test_store_conformance import checkpoint, ev
+
+from railgraph.checkpoint import Delta
+from railgraph.plugins._sqlite import STORE_BATCH
+from railgraph.plugins.sqlite_store import SqliteCheckpointer
+
+
+def raw(path: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_the_errors_store_catches_up_in_batches_and_before_any_read(tmp_path: Path) -> None:
+    """Flagged outbox rows reach the errors store in batches; a reader (another instance, as another
+    process would) catches up first; unflagged rows never do."""
+    path = tmp_path / "rg.db"
+    writer = SqliteCheckpointer(path)
+    writer.commit(checkpoint("s", 1), Delta(first=True))
+    for step in range(2, 12):
+        writer.commit(checkpoint("s", step, events=(ev(step),)), Delta())
+    writer.commit(checkpoint("s", 12, events=(ev(12),)), Delta(write_errors_store=False))
+    assert raw(path, "SELECT COUNT(*) FROM errors") == [(0,)]  # nothing copied yet: the outbox holds them
+    reader = SqliteCheckpointer(path)  # a crash of the writer here loses nothing: the outbox is durable
+    assert [e.id.int for e in reader.stored_errors("s")] == list(range(2, 12))
+    assert raw(path, "SELECT COUNT(*) FROM errors") == [(10,)]
+    assert raw(path, "SELECT value FROM meta WHERE key = 'errors_cursor'") == [("11",)]
+    assert reader.stored_errors("s") == writer.stored_errors("s")  # idempotent, nothing pending
+    step = 13
+    while step < 13 + STORE_BATCH:  # a full batch is copied by the commit that completes it
+        writer.commit(checkpoint("s", step, events=(ev(step),)), Delta())
+        step += 1
+    assert raw(path, "SELECT COUNT(*) FROM errors")[0][0] >= STORE_BATCH
+    writer.commit(checkpoint("s", step, events=(ev(step),)), Delta())
+    writer.close()  # close copies the rest
+    assert raw(path, "SELECT COUNT(*) FROM errors") == [(10 + STORE_BATCH + 1,)]
+    ids = [e.id.int for e in reader.stored_errors("s")]
+    assert ids == [*range(2, 12), *range(13, step + 1)]
+    reader.close()
+
+
+def test_backfill_and_its_dry_run_count_uncopied_outbox_rows_as_stored(tmp_path: Path) -> None:
+    """Events committed for the store but not copied yet are not 'missing' to a backfill dry run."""
+    path = tmp_path / "rg.db"
+    store = SqliteCheckpointer(path)
+    e1, e2 = ev(1), ev(2)
+    store.commit(checkpoint("s", 1, extra={"errors": (e1,)}, events=(e1,)), Delta(first=True, write_errors_store=False))
+    store.commit(checkpoint("s", 2, extra={"errors": (e1, e2)}, events=(e2,)), Delta(errors_appended=(e2,)))
+    before = raw(path, "SELECT COUNT(*) FROM errors")
+    dry = store.backfill_errors(dry_run=True)
+    assert (dry.events_seen, dry.events_added) == (2, 1)  # e1 only: e2 is on its way to the store
+    assert raw(path, "SELECT COUNT(*) FROM errors") == before
+    done = store.backfill_errors(dry_run=False)
+    assert (done.events_seen, done.events_added) == (2, 1)
+    assert [e.id.int for e in store.stored_errors("s")] == [1, 2]
+    store.close()
+
+
+def test_rail_entries_live_in_the_outbox_unless_reordered(tmp_path: Path) -> None:
+    """A step appending its own events in order writes no rail row; a reordered append does, and both read back."""
+    path = tmp_path / "rg.db"
+    store = SqliteCheckpointer(path)
+    e1, e2, e3, e4 = ev(1), ev(2), ev(3), ev(4)
+    cps = [checkpoint("s", 1, extra={"errors": (e1, e2)}, events=(e1, e2))]
+    store.commit(cps[-1], Delta(first=True))
+    cps.append(checkpoint("s", 2, extra={"errors": (e1, e2, e4, e3)}, events=(e3, e4)))
+    store.commit(cps[-1], Delta(errors_appended=(e4, e3)))  # a processor that reorders
+    cps.append(checkpoint("s", 3, extra={"errors": (e2, e4, e3)}))
+    store.commit(cps[-1], Delta(errors_dropped=1))
+    assert raw(path, "SELECT session, pos, step FROM rail ORDER BY pos") == [("s", 2, 2), ("s", 3, 2)]
+    assert raw(path, "SELECT rail_pos FROM outbox ORDER BY seq") == [(0,), (1,), (None,), (None,)]
+    assert raw(path, "SELECT step, rail_lo, rail_hi FROM checkpoints ORDER BY step") == [(1, 1, 2), (2, 1, 2),
+                                                                                        (3, 2, 2)]
+    again = SqliteCheckpointer(path)
+    assert [again.get("s", c.step) for c in cps] == cps
+    store.close()
+    again.close()
+
+
+def test_interleaved_sessions_with_a_moving_window_read_back_equal(tmp_path: Path) -> None:
+    """Two sessions committing alternately (their outbox seqs interleave) with a capped window that
+    drops one entry per step: every checkpoint loads back equal, from a fresh instance too, and the
+    checkpoint's seq bounds follow the window (reads stay proportional to the window)."""
+    path = tmp_path / "rg.db"
+    store = SqliteCheckpointer(path)
+    want: dict[str, list] = {"a": [], "b": []}
+    arrays: dict[str, tuple] = {"a": (), "b": ()}
+    n = 0
+    for step in range(1, 30):
+        for s in ("a", "b"):
+            n += 1
+            events = (ev(n), ev(n + 1000)) if step % 3 == 0 else (ev(n),)
+            old = arrays[s]
+            new = (old + events)[-4:]
+            dropped = len(old) + len(events) - len(new)
+            arrays[s] = new
+            cp = checkpoint(s, step, extra={"errors": new}, events=events)
+            store.commit(cp, Delta(first=True) if step == 1 else Delta(errors_appended=events, errors_dropped=dropped))
+            want[s].append(cp)
+    for reader in (store, SqliteCheckpointer(path)):
+        for s in ("a", "b"):
+            assert [reader.get(s, c.step) for c in want[s]] == want[s]
+            assert reader.latest(s) == want[s][-1]
+    lo, hi = raw(path, "SELECT rail_lo, rail_hi FROM checkpoints WHERE session = 'a' AND step = 29")[0]
+    span = raw(path, f"SELECT COUNT(*) FROM outbox WHERE seq >= {lo} AND seq <= {hi}")[0][0]
+    assert span <= 2 * 6  # the window's 4 entries, the other session's rows in between: not the history
+    # resuming on a fresh instance continues the same windows
+    resumed = SqliteCheckpointer(path)
+    e = ev(5000)
+    cp = checkpoint("a", 30, extra={"errors": (*arrays["a"][1:], e)}, events=(e,))
+    resumed.commit(cp, Delta(errors_appended=(e,), errors_dropped=1))
+    assert SqliteCheckpointer(path).latest("a") == cp
