@@ -141,6 +141,7 @@ assert len(MIGRATIONS) == SCHEMA_VERSION  # noqa: S101 - a module invariant, che
 
 _CP_COLS = ("step, format, status, created_at, interrupt, frontier, versions, seen, failure, pending, pending_from, "
             "msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi")
+_INSERT_CP = f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 22)})"  # built once
 
 
 @dataclass(frozen=True, slots=True)
@@ -708,7 +709,7 @@ class SqliteCheckpointer:
                 pending, pending_from = encode_pending_writes(cp.pending_writes), step
             else:
                 pending_from = meta.pending_from
-        ex(f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 22)})",
+        ex(_INSERT_CP,
            (step, ROW_FORMAT, cp.status, stored_time(cp.created_at), cp.interrupt, enc.frontier, enc.versions, enc.seen,
             enc.failure, pending, pending_from, msg_start, msg_end, int(plan.errors_present), rail_start, rail_end,
             summary_from, first_seq, len(events), rail_lo, rail_hi, session))
