@@ -250,6 +250,46 @@ def to_json_value(value: Any, _depth: int = 0) -> JsonValue:
     return repr(value)
 
 
+def _upper_bound(value: Any, budget: int) -> int:
+    """A cheap upper bound on ``len(json.dumps(value))`` — exact enough to skip encoding small data.
+
+    Counts 12 characters per character of text (a surrogate pair of ``\\uXXXX`` escapes) and stops as soon as
+    the bound passes `budget` (the caller then measures exactly).
+    """
+    total = 2
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        cls = type(v)
+        if cls is str:
+            total += 12 * len(v) + 2
+        elif v is None or cls is bool or cls is float:
+            total += 26
+        elif cls is int:
+            total += 26 if -10**20 < v < 10**20 else len(str(v))
+        elif isinstance(v, Mapping):
+            total += 2  # the braces
+            for k, item in v.items():
+                total += 12 * len(str(k)) + 6
+                stack.append(item)
+        elif isinstance(v, (list, tuple)):
+            total += 2 + 2 * len(v)  # brackets and the ", " separators
+            stack.extend(v)
+        else:
+            total += 12 * len(repr(v)) + 2
+        if total > budget:
+            return total
+    return total
+
+
+def _json_size_over(value: Any, limit: int) -> tuple[bool, int]:
+    """Whether the JSON text of `value` is longer than `limit`, and its size when it was measured."""
+    if _upper_bound(value, limit) <= limit:
+        return False, 0
+    size = len(json.dumps(value, default=str))
+    return size > limit, size
+
+
 class _Cutter:
     """Applies `EventLimits` while building, remembering which paths were cut."""
 
@@ -274,8 +314,8 @@ class _Cutter:
     def data(self, value: dict[str, Any], path: str) -> dict[str, JsonValue]:
         data = to_json_value(value)
         assert isinstance(data, dict)
-        size = len(json.dumps(data, default=str))
-        if size <= self.limits.max_context_bytes:
+        over, size = _json_size_over(data, self.limits.max_context_bytes)
+        if not over:
             return data
         self.cut.append(path)
         return {"truncated": f"{size} bytes of JSON exceeded the {self.limits.max_context_bytes}-byte limit"}
@@ -382,7 +422,7 @@ def _bound_rung(rung: ErrorLadder, depth: int, cut: _Cutter, path: str) -> Error
         update["message"] = cut.text(rung.message, f"{path}.message")
     if rung.help is not None and len(rung.help) > lim.max_message:
         update["help"] = cut.text(rung.help, f"{path}.help")
-    if rung.details and len(json.dumps(rung.details)) > lim.max_context_bytes:
+    if rung.details and _json_size_over(rung.details, lim.max_context_bytes)[0]:
         update["details"] = cut.data(dict(rung.details), f"{path}.details")
     notes = rung.notes
     if len(notes) > lim.max_notes:
@@ -426,7 +466,7 @@ def bound_event(event: ErrorEvent, limits: EventLimits = DEFAULT_LIMITS) -> Erro
     update: dict[str, Any] = {}
     if error is not event.error:
         update["error"] = error
-    if event.context and len(json.dumps(event.context)) > limits.max_context_bytes:
+    if event.context and _json_size_over(event.context, limits.max_context_bytes)[0]:
         update["context"] = cut.data(dict(event.context), "context")
     if not update:
         return event

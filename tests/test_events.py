@@ -150,3 +150,22 @@ def test_events_are_immutable() -> None:
     ev = make_event("x", scope=AppScope(), id=uuid.uuid4(), when=WHEN)
     with pytest.raises(Exception):
         ev.tags = ("changed",)  # type: ignore[misc]
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                    | st.text(), lambda c: st.lists(c, max_size=40) | st.dictionaries(st.text(max_size=5), c, max_size=40),
+                    max_leaves=120), st.integers(0, 4000))
+def test_size_upper_bound_never_underestimates(value, budget: int) -> None:
+    """The cheap size bound that lets small context skip JSON encoding is never below the real size."""
+    from railgraph.events import _upper_bound
+    bound = _upper_bound(value, budget)
+    real = len(json.dumps(value))
+    assert bound >= real or bound > budget
+
+
+@pytest.mark.parametrize("value", [[""] * 100, [[]] * 100, [{}] * 30, {"": ""}, [None] * 50, ["\U00010000"] * 9,
+                                   {"k": [{"a": {}}] * 20}, [10**30] * 5])
+def test_size_upper_bound_on_degenerate_shapes(value) -> None:
+    """Many empty containers or strings, astral characters and huge integers are never underestimated."""
+    from railgraph.events import _upper_bound
+    assert _upper_bound(value, 10**9) >= len(json.dumps(value))
