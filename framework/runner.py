@@ -860,12 +860,9 @@ class Runner:
         try:
             driver = self._steps(live, max_steps or self.settings.runner.max_steps, stop_after)
             run = self.scheduler.run_sync
-            try:
-                work = next(driver)
-                while True:
-                    work = driver.send(run(*work))
-            except StopIteration:
-                pass
+            work = _advance(driver, None)
+            while work is not None:
+                work = _advance(driver, run(*work))
         except BaseException as exc:
             error = exc
             raise
