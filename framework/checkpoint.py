@@ -209,6 +209,60 @@ def corrupt(session: str, step: int | None, what: str, exc: BaseException | None
 
 
 # ---------------------------------------------------------------------------------------------
+# Shared by the SQL stores
+# ---------------------------------------------------------------------------------------------
+
+CACHE_SESSIONS = 64
+
+
+class LatestCache:
+    """`latest` and `get` over a store's ``_load``, keeping the newest checkpoint of the most recently
+    used sessions (with the store's own row data), so a commit need not read back its predecessor.
+
+    A subclass provides ``_load(session, step) -> (Checkpoint, meta) | None`` and sets ``_cache``
+    (a dict) and ``_lock`` in ``__init__``.
+    """
+
+    _cache: dict[str, tuple[Checkpoint, Any]]
+    _lock: threading.Lock
+
+    def _load(self, session: str, step: int | None) -> tuple[Checkpoint, Any] | None:
+        raise NotImplementedError
+
+    def _remember(self, session: str, entry: tuple[Checkpoint, Any]) -> None:
+        cache = self._cache
+        cache.pop(session, None)
+        cache[session] = entry
+        if len(cache) > CACHE_SESSIONS:
+            cache.pop(next(iter(cache)))
+
+    def latest(self, session: str) -> Checkpoint | None:
+        """The newest checkpoint of `session`, or ``None``; unreadable data is a `CheckpointError`."""
+        loaded = self._load(session, None)
+        if loaded is None:
+            return None
+        with self._lock:
+            self._remember(session, loaded)
+        return loaded[0]
+
+    def get(self, session: str, step: int) -> Checkpoint | None:
+        """The checkpoint at `step`, or ``None``."""
+        loaded = self._load(session, step)
+        return None if loaded is None else loaded[0]
+
+
+def union_windows(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge half-open ``(start, end)`` windows into sorted, disjoint ones (empty ones dropped)."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(w for w in windows if w[1] > w[0]):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # The in-memory store
 # ---------------------------------------------------------------------------------------------
 
@@ -574,6 +628,9 @@ def _missing(session: str, step: int, what: str) -> Any:
 EMPTY_EXTRA: Mapping[str, Any] = FrozenDict()
 
 __all__ = [
+    "CACHE_SESSIONS",
+    "LatestCache",
+    "union_windows",
     "STATUSES",
     "BackfillReport",
     "Checkpoint",

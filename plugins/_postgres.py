@@ -20,12 +20,14 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from railgraph.checkpoint import (
+    LatestCache,
+    union_windows,
     BackfillReport,
     Checkpoint,
     Delta,
@@ -45,7 +47,6 @@ from railgraph.events import ErrorEvent
 
 SCHEMA_VERSION = 1
 ROW_FORMAT = 1
-CACHE_SESSIONS = 64
 OUTBOX_LOCK = 0x7261696C6F757462  # "railoutb": serialises outbox sequence numbers
 T = TypeVar("T")
 _MALFORMED = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
@@ -103,7 +104,7 @@ def _key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-class PostgresCheckpointer:
+class PostgresCheckpointer(LatestCache):
     """A store in a PostgreSQL schema, shared by many workers.
 
     Args:
@@ -312,26 +313,6 @@ class PostgresCheckpointer:
             return None if row is None else self._decode(conn, session, row)
         return self._guard(session, step, lambda: self._tx(read, write=False))
 
-    def _remember(self, session: str, entry: tuple[Checkpoint, _Meta]) -> None:
-        self._cache.pop(session, None)
-        self._cache[session] = entry
-        if len(self._cache) > CACHE_SESSIONS:
-            self._cache.pop(next(iter(self._cache)))
-
-    def latest(self, session: str) -> Checkpoint | None:
-        """The newest checkpoint of `session`, or ``None``; unreadable data is a `CheckpointError`."""
-        loaded = self._load(session, None)
-        if loaded is None:
-            return None
-        with self._lock:
-            self._remember(session, loaded)
-        return loaded[0]
-
-    def get(self, session: str, step: int) -> Checkpoint | None:
-        """The checkpoint at `step`, or ``None``."""
-        loaded = self._load(session, step)
-        return None if loaded is None else loaded[0]
-
     def history(self, session: str) -> list[tuple[int, str, datetime]]:
         """Every checkpoint of `session` as ``(step, status, created_at)``, oldest first."""
         def read(conn: Any) -> list[tuple[int, str, datetime]]:
@@ -513,7 +494,7 @@ class PostgresCheckpointer:
                     "SELECT session, rail_start, rail_end FROM {s}.checkpoints WHERE rail_present ORDER BY session")):
                 counts[session] = counts.get(session, 0) + 1
                 windows.setdefault(session, []).append((start, end))
-            return [(s, counts[s], _union(w)) for s, w in windows.items()]
+            return [(s, counts[s], union_windows(w)) for s, w in windows.items()]
 
         found = self._guard(None, None, lambda: self._tx(scan, write=False))
         checkpoints = seen_total = added_total = 0
@@ -584,15 +565,6 @@ def _check_row(session: str, step: Any, row: tuple[Any, ...]) -> None:
             raise corrupt(session, step if isinstance(step, int) else None,
                           f"checkpoint column {name} holds {value!r}, which is not valid there")
 
-
-def _union(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for start, end in sorted(w for w in windows if w[1] > w[0]):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
 
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresCheckpointer"]

@@ -40,13 +40,15 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from railgraph.checkpoint import (
+    LatestCache,
+    union_windows,
     BackfillReport,
     Checkpoint,
     Delta,
@@ -71,7 +73,6 @@ from railgraph.events import ErrorEvent
 
 SCHEMA_VERSION = 2
 ROW_FORMAT = 1
-CACHE_SESSIONS = 64
 # the errors store is filled from the outbox in batches: when this many flagged events a store
 # instance committed are not copied yet (and at release, close, and before any read of the store)
 STORE_BATCH = 256
@@ -265,7 +266,7 @@ class _SessionLocks:
             fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, off)
 
 
-class SqliteCheckpointer:
+class SqliteCheckpointer(LatestCache):
     """A durable store in one SQLite file; see the module docstring for the layout.
 
     Args:
@@ -461,27 +462,6 @@ class SqliteCheckpointer:
                                   session=session, step=step) from exc
         except _MALFORMED as exc:  # a column of the wrong type or shape: unreadable stored data, not a bug
             raise corrupt(session or "?", step, f"stored data is malformed ({type(exc).__name__}: {exc})", exc) from exc
-
-    def _remember(self, session: str, entry: tuple[Checkpoint, _Meta]) -> None:
-        cache = self._cache
-        cache.pop(session, None)
-        cache[session] = entry
-        if len(cache) > CACHE_SESSIONS:
-            cache.pop(next(iter(cache)))
-
-    def latest(self, session: str) -> Checkpoint | None:
-        """The newest checkpoint of `session`, or ``None``; unreadable data is a `CheckpointError`."""
-        loaded = self._load(session, None)
-        if loaded is None:
-            return None
-        with self._lock:
-            self._remember(session, loaded)
-        return loaded[0]
-
-    def get(self, session: str, step: int) -> Checkpoint | None:
-        """The checkpoint at `step`, or ``None``."""
-        loaded = self._load(session, step)
-        return None if loaded is None else loaded[0]
 
     def history(self, session: str) -> list[tuple[int, str, datetime]]:
         """Every checkpoint of `session` as ``(step, status, created_at)``, oldest first."""
@@ -742,7 +722,7 @@ class SqliteCheckpointer:
                     "SELECT session, rail_start, rail_end FROM checkpoints WHERE rail_present = 1 ORDER BY session"):
                 counts[session] = counts.get(session, 0) + 1
                 windows.setdefault(session, []).append((start, end))
-            return [(s, counts[s], _union(w)) for s, w in windows.items()]
+            return [(s, counts[s], union_windows(w)) for s, w in windows.items()]
 
         # not a dry run: the errors store catches up with the outbox first (what it already holds is
         # not added twice, and keeps the step and order it was committed with)
@@ -900,15 +880,6 @@ def _window(conn: sqlite3.Connection, session: str, step: int, start: int, end: 
             entries = [(pos, text) for pos, _, text in refs]
     return entries, blocks
 
-
-def _union(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for start, end in sorted(w for w in windows if w[1] > w[0]):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
 
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteCheckpointer"]
