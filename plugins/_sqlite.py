@@ -1,13 +1,13 @@
 """The SQLite checkpointer behind the ``sqlite_store`` plugin (a private module, not an entry point).
 
-Layout (schema version 2). Per session, append-only logs and a small row per checkpoint:
+Layout (schema version 3). Per session, append-only logs and a small row per checkpoint:
 
 * ``checkpoints`` — one row per superstep: status, frontier, versions, versions_seen, failure,
   and *windows* ``[start, end)`` into the session's message log and errors rail, so a step writes
   only what it added. Pending writes and the cap summary are stored when they change; a
   checkpoint points at the step that holds them.
-* ``messages`` — the messages log; ``extra`` — one row per (key, step) a user key changed at
-  (a ``NULL`` value is a deleted key); ``summaries`` — cap summaries.
+* ``messages`` — the messages log; ``extra`` — a user key's value from the step of a flush on
+  (a ``NULL`` value is a deleted key; see below); ``summaries`` — cap summaries.
 * the errors rail (the entries ever appended to ``extra["errors"]``): an entry that is one of its
   step's own events, in their order (the usual case), is that event's outbox row (``rail_pos``;
   the checkpoint bounds them by seq with ``rail_lo``/``rail_hi``); anything else (a capper that
@@ -24,7 +24,11 @@ Layout (schema version 2). Per session, append-only logs and a small row per che
 * ``sessions`` — one row per session (its status, steps and error count are read from its newest
   checkpoint and the outbox); ``meta`` — the schema version and the errors-store cursor.
 
-A W3 step (one event) thus touches four b-trees: checkpoints, extra, outbox and its session index.
+A session's outbox rows are found through its checkpoints (``ev_seq``/``ev_count``: a commit's rows
+are consecutive), and changed user keys of ``extra`` ride in the checkpoint row (``extra_delta``)
+until a flush copies them to the ``extra`` table every ``EXTRA_FLUSH`` steps (``extra_from``: the
+step up to which the table is complete; a read applies the deltas after it). A step that emits
+one event and changes one key (the W3 benchmark) thus touches two b-trees: checkpoints and outbox.
 
 Writers use ``BEGIN IMMEDIATE`` in WAL mode with a busy timeout, and retry with backoff on
 ``SQLITE_BUSY``; readers never block writers. A session is claimed with a POSIX byte-range lock
@@ -58,7 +62,9 @@ from railgraph.checkpoint import (
     corrupt,
     decode_checkpoint,
     encode_pending_writes,
+    dumps,
     encode_rows,
+    load_stored,
     load_stored_event,
     plan_write,
     stored_time,
@@ -71,11 +77,15 @@ except ImportError:  # pragma: no cover - Windows: session claims need POSIX rec
     fcntl = None  # type: ignore[assignment]
 from railgraph.events import ErrorEvent
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ROW_FORMAT = 1
 # the errors store is filled from the outbox in batches: when this many flagged events a store
 # instance committed are not copied yet (and at release, close, and before any read of the store)
 STORE_BATCH = 256
+# changed user keys of extra are copied from the checkpoint rows into the extra table once a session
+# has this many steps, or EXTRA_FLUSH_BYTES of changes, not copied yet (a read applies at most that)
+EXTRA_FLUSH = 64
+EXTRA_FLUSH_BYTES = 256 * 1024
 # SQLite's defaults, measured against the alternatives on W1/W3: 1-2 KiB pages make a commit's
 # WAL frames cheaper (~5-10%) but the b-trees deepen faster, so a step's cost grows over a long
 # run (last 200 steps / first 200: ~1.6 against ~1.4); a checkpoint thread (no fsync in the
@@ -136,13 +146,29 @@ _V2 = (
     "INSERT INTO meta (key, value) VALUES ('errors_cursor', (SELECT COALESCE(MAX(seq), 0) FROM outbox))",
 )
 
+# Version 3: a step that emits one event and changes one key touches two b-trees instead of four.
+# The outbox loses its (session, seq) index: a session's outbox rows are the seq windows
+# ``[ev_seq, ev_seq + ev_count)`` of its checkpoints (a commit's rows are consecutive), so reads by
+# session go through the checkpoints. Changed user keys of ``extra`` ride in the checkpoint row
+# (``extra_delta``) and reach the ``extra`` table in one write per session every ``EXTRA_FLUSH``
+# steps; ``extra_from`` names the step up to which the table is complete (``NULL``: this step).
+_V3 = (
+    "DROP INDEX IF EXISTS outbox_session",
+    "ALTER TABLE checkpoints ADD COLUMN extra_from INTEGER",
+    "ALTER TABLE checkpoints ADD COLUMN extra_delta TEXT",
+)
+
 # index i upgrades schema version i to i + 1; a future version appends its statements here
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 assert len(MIGRATIONS) == SCHEMA_VERSION  # noqa: S101 - a module invariant, checked at import
 
 _CP_COLS = ("step, format, status, created_at, interrupt, frontier, versions, seen, failure, pending, pending_from, "
-            "msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi")
-_INSERT_CP = f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 22)})"  # built once
+            "msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi, "
+            "extra_from, extra_delta")
+_INSERT_CP = f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 24)})"  # built once
+# a session's outbox rows: the seq windows of its checkpoints (CROSS JOIN keeps checkpoints the outer loop)
+_SESSION_OUTBOX = ("checkpoints c CROSS JOIN outbox o ON o.seq >= c.ev_seq AND o.seq < c.ev_seq + c.ev_count "
+                   "AND o.session = c.session WHERE c.session = ? AND c.ev_count > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +188,11 @@ class _Meta:
     # the window's entries that are outbox rows, as runs (first position, first seq, count) in
     # position order: consecutive steps of a session written alone coalesce into one run
     blocks: tuple[tuple[int, int, int], ...] = ()
+    # the extra table holds the session's user keys as of step `extra_from` (None: as of `step`);
+    # the keys changed after it, and the bytes of their deltas, are in the checkpoint rows
+    extra_from: int | None = None
+    extra_pending: frozenset[str] = frozenset()
+    extra_bytes: int = 0
 
 
 Block = tuple[int, int, int]
@@ -401,7 +432,8 @@ class SqliteCheckpointer(LatestCache):
 
     def _decode(self, conn: sqlite3.Connection, session: str, row: tuple[Any, ...]) -> tuple[Checkpoint, _Meta]:
         (step, fmt, status, created_at, interrupt, frontier, versions, seen, failure, pending, pending_from,
-         msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi) = row
+         msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi,
+         extra_from, _) = row
         if fmt != ROW_FORMAT:
             raise corrupt(session, step, f"unknown checkpoint format version {fmt!r} (this railgraph reads "
                           f"{ROW_FORMAT}); upgrade railgraph")
@@ -410,8 +442,7 @@ class SqliteCheckpointer(LatestCache):
                                 "ORDER BY pos", (session, msg_start, msg_end)).fetchall()
         if len(messages) != msg_end - msg_start:
             raise corrupt(session, step, f"{msg_end - msg_start - len(messages)} message row(s) are missing")
-        extra = [(k, v) for k, v, _ in conn.execute(
-            "SELECT key, value, MAX(step) FROM extra WHERE session = ? AND step <= ? GROUP BY key", (session, step))]
+        extra, pending_keys, pending_bytes = _extra_at(conn, session, step, extra_from)
         errors: list[tuple[Any, str | None]] | None = None
         blocks: tuple[Block, ...] = ()
         if rail_present:
@@ -438,7 +469,7 @@ class SqliteCheckpointer(LatestCache):
                                frontier=frontier, versions=versions, seen=seen, failure=failure, pending=pending,
                                messages=messages, extra=extra, errors=errors, events=events)
         return cp, _Meta(step, msg_start, msg_end, bool(rail_present), rail_start, rail_end, summary_from, pending_from,
-                         rail_lo, rail_hi, blocks)
+                         rail_lo, rail_hi, blocks, extra_from, pending_keys, pending_bytes)
 
     def _load(self, session: str, step: int | None) -> tuple[Checkpoint, _Meta] | None:
         def read(conn: sqlite3.Connection) -> tuple[Checkpoint, _Meta] | None:
@@ -483,7 +514,7 @@ class SqliteCheckpointer(LatestCache):
 
     def session_events(self, session: str) -> list[ErrorEvent]:
         """Every event committed for `session` (the outbox), in emission order."""
-        return self._events(session, "SELECT step, data FROM outbox WHERE session = ? ORDER BY seq", (session,))
+        return self._events(session, f"SELECT o.step, o.data FROM {_SESSION_OUTBOX} ORDER BY o.seq", (session,))
 
     def stored_errors(self, session: str) -> list[ErrorEvent]:
         """The errors store's events of `session`, in emission order (backfilled ones included).
@@ -549,8 +580,9 @@ class SqliteCheckpointer(LatestCache):
         def read(conn: sqlite3.Connection) -> list[SessionInfo]:
             rows = conn.execute(
                 "SELECT s.session, c.status, c.step, c.created_at, "
-                "(SELECT COUNT(*) FROM outbox WHERE session = s.session), "
-                "(SELECT data FROM outbox WHERE session = s.session ORDER BY seq DESC LIMIT 1) FROM sessions s "
+                "(SELECT COALESCE(SUM(ev_count), 0) FROM checkpoints WHERE session = s.session), "
+                "(SELECT data FROM outbox WHERE seq = (SELECT ev_seq + ev_count - 1 FROM checkpoints "
+                "WHERE session = s.session AND ev_count > 0 ORDER BY step DESC LIMIT 1)) FROM sessions s "
                 "JOIN checkpoints c ON c.session = s.session AND c.step = (SELECT MAX(step) FROM checkpoints "
                 "WHERE session = s.session)").fetchall()
             out = [SessionInfo(s, st, n, count, load_stored_event(last, s, n).summary_line() if last else None,
@@ -648,10 +680,8 @@ class SqliteCheckpointer(LatestCache):
             msg_start, msg_end = m_next, m_next + len(enc.messages)
         else:
             msg_start, msg_end = meta.msg_start, meta.msg_end + len(enc.messages)
-        # extra user keys: a row per changed key (NULL: deleted)
-        if enc.extra:
-            _insert(conn, "INSERT INTO extra (session, key, step, value) VALUES (?, ?, ?, ?)",
-                    [(session, k, step, v) for k, v in enc.extra])
+        # extra user keys: the changes ride in the checkpoint row until a flush writes them as rows
+        extra_from, extra_pending, extra_bytes, extra_delta = _write_extra(conn, cp, enc.extra, meta)
         # extra["errors"]: append (outbox rows or rail rows), move the window
         if entries and ks is None:
             rows = []
@@ -692,7 +722,7 @@ class SqliteCheckpointer(LatestCache):
         ex(_INSERT_CP,
            (step, ROW_FORMAT, cp.status, stored_time(cp.created_at), cp.interrupt, enc.frontier, enc.versions, enc.seen,
             enc.failure, pending, pending_from, msg_start, msg_end, int(plan.errors_present), rail_start, rail_end,
-            summary_from, first_seq, len(events), rail_lo, rail_hi, session))
+            summary_from, first_seq, len(events), rail_lo, rail_hi, extra_from, extra_delta, session))
         # status, steps and errors of `sessions()` are read from the newest checkpoint and the outbox
         if meta is None:
             ex("INSERT OR IGNORE INTO sessions (session) VALUES (?)", (session,))
@@ -700,7 +730,7 @@ class SqliteCheckpointer(LatestCache):
         if catch_up:
             _catch_up(conn)
         return _Meta(step, msg_start, msg_end, plan.errors_present, rail_start, rail_end, summary_from, pending_from,
-                     rail_lo, rail_hi, blocks)
+                     rail_lo, rail_hi, blocks, extra_from, extra_pending, extra_bytes)
 
     # -- migration off extra["errors"] -------------------------------------------------------------
 
@@ -738,7 +768,7 @@ class SqliteCheckpointer(LatestCache):
                 have = {r[0] for r in conn.execute("SELECT id FROM errors WHERE session = ?", (session,))}
                 # flagged outbox rows the store has not copied yet count as stored (a dry run does not copy)
                 have.update(r[0] for r in conn.execute(
-                    "SELECT id FROM outbox WHERE session = ? AND store = 1 AND seq > CAST(COALESCE((SELECT value "
+                    f"SELECT o.id FROM {_SESSION_OUTBOX} AND o.store = 1 AND o.seq > CAST(COALESCE((SELECT value "
                     "FROM meta WHERE key = 'errors_cursor'), 0) AS INTEGER)", (session,)))
                 seen: set[str] = set()
                 rows = []
@@ -746,8 +776,8 @@ class SqliteCheckpointer(LatestCache):
                     for pos, step, seq, text in conn.execute(
                             "SELECT r.pos, r.step, r.seq, COALESCE(r.data, o.data) FROM rail r LEFT JOIN outbox o "
                             "ON o.seq = r.seq WHERE r.session = ? AND r.pos >= ? AND r.pos < ? UNION ALL "
-                            "SELECT rail_pos, step, seq, data FROM outbox WHERE session = ? AND rail_pos >= ? "
-                            "AND rail_pos < ? ORDER BY 1", (session, start, end, session, start, end)):
+                            f"SELECT o.rail_pos, o.step, o.seq, o.data FROM {_SESSION_OUTBOX} AND o.rail_pos >= ? "
+                            "AND o.rail_pos < ? ORDER BY 1", (session, start, end, session, start, end)):
                         event = load_stored_event(text, session, step, f'extra["errors"] entry {pos}')
                         key = str(event.id)
                         if event.is_summary or key in seen:
@@ -796,22 +826,78 @@ def _insert(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> 
         conn.executemany(sql, rows)
 
 
+def _write_extra(conn: sqlite3.Connection, cp: Checkpoint, changed: tuple[tuple[str, str | None], ...],
+                 meta: _Meta | None) -> tuple[int | None, frozenset[str], int, str | None]:
+    """Store the changed user keys of `cp` (``(key, json)``, ``None``: deleted): as the checkpoint's
+    ``extra_delta``, or, when a flush is due, as extra rows of every key changed since the last one.
+
+    Returns the new row's ``extra_from``, the keys pending after it, their delta bytes, and its ``extra_delta``.
+    """
+    pending = meta.extra_pending if meta is not None else frozenset()
+    if not changed and not pending:
+        return None, frozenset(), 0, None
+    delta = dumps(changed) if changed else None
+    size = (meta.extra_bytes if meta is not None else 0) + (len(delta) if delta else 0)
+    since = None if meta is None else meta.step if meta.extra_from is None else meta.extra_from
+    if since is not None and cp.step - since < EXTRA_FLUSH and size < EXTRA_FLUSH_BYTES:
+        return since, pending | {k for k, _ in changed}, size, delta
+    rows = dict(changed)
+    for key in pending - rows.keys():
+        rows[key] = dumps(cp.extra[key]) if key in cp.extra else None
+    _insert(conn, "INSERT INTO extra (session, key, step, value) VALUES (?, ?, ?, ?)",
+            [(cp.session, k, cp.step, v) for k, v in rows.items()])
+    return None, frozenset(), 0, None
+
+
 def _check_row(session: str, step: Any, row: tuple[Any, ...]) -> None:
     """Refuse a checkpoint row whose columns have the wrong types (naming the first bad one)."""
     (_, _, status, created_at, interrupt, *_, pending_from, msg_start, msg_end, rail_present, rail_start, rail_end,
-     summary_from, ev_seq, ev_count, rail_lo, rail_hi) = row
+     summary_from, ev_seq, ev_count, rail_lo, rail_hi, extra_from, extra_delta) = row
     checks = {"step": (step, int), "status": (status, str), "created_at": (created_at, str),
               "interrupt": (interrupt, (str, type(None))), "pending_from": (pending_from, (int, type(None))),
               "msg_start": (msg_start, int), "msg_end": (msg_end, int), "rail_present": (rail_present, (int, bool)),
               "rail_start": (rail_start, int), "rail_end": (rail_end, int),
               "summary_from": (summary_from, (int, type(None))), "ev_seq": (ev_seq, (int, type(None))),
               "ev_count": (ev_count, int), "rail_lo": (rail_lo, (int, type(None))),
-              "rail_hi": (rail_hi, (int, type(None)))}
+              "rail_hi": (rail_hi, (int, type(None))), "extra_from": (extra_from, (int, type(None))),
+              "extra_delta": (extra_delta, (str, type(None)))}
     for name, (value, kind) in checks.items():
         if not isinstance(value, kind) or (name == "ev_count" and value and ev_seq is None) or (
                 name == "rail_hi" and (rail_lo is None) != (rail_hi is None)):
             raise corrupt(session, step if isinstance(step, int) else None,
                           f"checkpoint column {name} holds {value!r}, which is not valid there")
+    if extra_from is not None and isinstance(step, int) and not extra_from < step:
+        raise corrupt(session, step, f"checkpoint column extra_from holds {extra_from!r}, which is not valid there")
+
+
+def _extra_at(conn: sqlite3.Connection, session: str, step: int, extra_from: int | None
+              ) -> tuple[list[tuple[str, str | None]], frozenset[str], int]:
+    """The user keys of `session`'s extra at `step` as ``(key, json)`` (``None``: deleted), with the
+    keys changed after `extra_from` (not in the extra table yet) and the bytes of their deltas."""
+    upto = step if extra_from is None else extra_from
+    values: dict[str, str | None] = {k: v for k, v, _ in conn.execute(
+        "SELECT key, value, MAX(step) FROM extra WHERE session = ? AND step <= ? GROUP BY key", (session, upto))}
+    if extra_from is None:
+        return list(values.items()), frozenset(), 0
+    pending: set[str] = set()
+    size = 0
+    for at, text in conn.execute("SELECT step, extra_delta FROM checkpoints WHERE session = ? AND step > ? "
+                                 "AND step <= ? AND extra_delta IS NOT NULL ORDER BY step", (session, extra_from, step)):
+        size += len(text)
+        for key, value in _load_delta(session, at, text):
+            values[key] = value
+            pending.add(key)
+    return list(values.items()), frozenset(pending), size
+
+
+def _load_delta(session: str, step: int, text: str) -> list[tuple[str, str | None]]:
+    """Decode a checkpoint's ``extra_delta``: ``[[key, json or null], ...]``."""
+    data = load_stored(text, session, step, "extra_delta")
+    if not isinstance(data, list) or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], (str, type(None)))
+            for p in data):
+        raise corrupt(session, step, "checkpoint column extra_delta is not a list of [key, value] pairs")
+    return [(k, v) for k, v in data]
 
 
 def _catch_up(conn: sqlite3.Connection) -> None:

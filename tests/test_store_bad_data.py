@@ -69,6 +69,10 @@ def close_all(backend: Backend) -> None:
 
 @pytest.mark.parametrize(("sql", "step", "what"), [
     ("UPDATE {s}.extra SET value = '{not json' WHERE key = 'n' AND step = 5", 5, "extra['n']"),
+    # SQLite keeps a step's changed keys in its checkpoint row until a flush copies them to extra
+    ("UPDATE {s}.checkpoints SET extra_delta = '[[\"n\", \"{not json\"]]' WHERE step = 5", 5, "extra['n']"),
+    ("UPDATE {s}.checkpoints SET extra_delta = '{\"n\": 5}' WHERE step = 5", 5, "extra_delta is not a list"),
+    ("UPDATE {s}.checkpoints SET extra_from = 9 WHERE step = 5", 5, "extra_from holds 9"),
     # the rail entry of step 5 shares the outbox row: extra["errors"] is decoded first
     ("UPDATE {s}.outbox SET data = '{\"id\": 1}' WHERE step = 5", 5, 'extra["errors"] entry 3 is unreadable'),
     ("UPDATE {s}.rail SET data = 'nope', seq = NULL WHERE step = 5", 5, 'extra["errors"] entry'),
@@ -81,7 +85,8 @@ def close_all(backend: Backend) -> None:
 def test_corrupt_rows_are_a_clear_error_and_nothing_is_overwritten(durable: Backend, sql: str, step: int,
                                                                    what: str) -> None:
     """A corrupted row makes loading (and resuming) fail with a CheckpointError naming session, step and part."""
-    layout = "sqlite" if "rail_pos" in sql else "postgres" if "{s}.rail " in sql else durable.name
+    layout = ("sqlite" if "rail_pos" in sql or "extra_" in sql
+              else "postgres" if "{s}.rail " in sql or "{s}.extra " in sql else durable.name)
     if layout != durable.name:
         pytest.skip(f"this corruption is of the {layout} rail layout")
     populate(durable)

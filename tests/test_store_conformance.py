@@ -273,13 +273,27 @@ def test_write_cost_follows_the_change(durable: Backend) -> None:
         assert _counts(durable, "w")["errors"] == 0
         assert [e.id for e in store.stored_errors("w")] == [e.id for e in errors]
         import sqlite3
+        from railgraph.plugins._sqlite import EXTRA_FLUSH
         with sqlite3.connect(durable.path) as conn:
             assert conn.execute("SELECT COUNT(rail_pos) FROM outbox WHERE session = 'w'").fetchone()[0] == 200
+            # a changed key rides in its checkpoint row and reaches the extra table once per EXTRA_FLUSH steps;
+            # the 20 KB key that never changed is written once, and no delta holds it
+            n_rows, big_rows, delta_bytes = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM extra WHERE session = 'w' AND key = 'n'), "
+                "(SELECT COUNT(*) FROM extra WHERE session = 'w' AND key = 'big'), "
+                "(SELECT SUM(LENGTH(extra_delta)) FROM checkpoints WHERE session = 'w')").fetchone()
         conn.close()
+        assert big_rows == 1 and 1 + 200 // EXTRA_FLUSH <= n_rows <= 2 + 200 // EXTRA_FLUSH
+        assert delta_bytes < 200 * 20
     counts = _counts(durable, "w")
-    assert counts == {"extra": 2 + 200, "rail": 0 if durable.name == "sqlite" else 200, "outbox": 200,
+    extra_rows = 2 + 200 if durable.name != "sqlite" else counts["extra"]
+    assert counts == {"extra": extra_rows, "rail": 0 if durable.name == "sqlite" else 200, "outbox": 200,
                       "errors": 200, "checkpoints": 201, "messages": 0}
     assert store.get("w", 150).extra["errors"] == errors[:149]
+    # every step reads back its own value, between flushes and on them, from a fresh store too
+    for reader in (store, durable.open()):
+        assert [reader.get("w", s).extra["n"] for s in range(2, 202)] == list(range(2, 202))
+        assert reader.latest("w").extra["big"] == big
 
 
 def _counts(b: Backend, session: str) -> dict[str, int]:
