@@ -166,7 +166,8 @@ _CP_COLS = ("step, format, status, created_at, interrupt, frontier, versions, se
             "msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi, "
             "extra_from, extra_delta")
 _INSERT_CP = f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 24)})"  # built once
-# a session's outbox rows: the seq windows of its checkpoints (CROSS JOIN keeps checkpoints the outer loop)
+# a session's outbox rows: the seq windows of its checkpoints (CROSS JOIN keeps checkpoints the outer loop).
+# A further bound on o.seq must be written +o.seq, or SQLite may range over it instead of the window
 _SESSION_OUTBOX = ("checkpoints c CROSS JOIN outbox o ON o.seq >= c.ev_seq AND o.seq < c.ev_seq + c.ev_count "
                    "AND o.session = c.session WHERE c.session = ? AND c.ev_count > 0")
 
@@ -768,7 +769,7 @@ class SqliteCheckpointer(LatestCache):
                 have = {r[0] for r in conn.execute("SELECT id FROM errors WHERE session = ?", (session,))}
                 # flagged outbox rows the store has not copied yet count as stored (a dry run does not copy)
                 have.update(r[0] for r in conn.execute(
-                    f"SELECT o.id FROM {_SESSION_OUTBOX} AND o.store = 1 AND o.seq > CAST(COALESCE((SELECT value "
+                    f"SELECT o.id FROM {_SESSION_OUTBOX} AND o.store = 1 AND +o.seq > CAST(COALESCE((SELECT value "
                     "FROM meta WHERE key = 'errors_cursor'), 0) AS INTEGER)", (session,)))
                 seen: set[str] = set()
                 rows = []
@@ -946,8 +947,12 @@ def _window(conn: sqlite3.Connection, session: str, step: int, start: int, end: 
         "WHERE r.session = ? AND r.pos >= ? AND r.pos < ? ORDER BY r.pos", (session, start, end)).fetchall()
     blocks: tuple[Block, ...] = ()
     if lo is not None:
-        refs = conn.execute("SELECT rail_pos, seq, data FROM outbox WHERE session = ? AND seq >= ? AND seq <= ? "
-                            "AND rail_pos >= ? AND rail_pos < ? ORDER BY seq", (session, lo, hi, start, end)).fetchall()
+        # through the checkpoints from the step of seq `lo` on: a seq range alone would also walk every
+        # other session's rows committed in between
+        refs = conn.execute(f"SELECT o.rail_pos, o.seq, o.data FROM {_SESSION_OUTBOX} AND c.step >= (SELECT step "
+                            "FROM outbox WHERE seq = ?) AND c.step <= ? AND +o.seq >= ? AND +o.seq <= ? "
+                            "AND o.rail_pos >= ? AND o.rail_pos < ? ORDER BY o.seq",
+                            (session, lo, step, lo, hi, start, end)).fetchall()
         runs: list[list[int]] = []
         last = -1
         for pos, seq, _ in refs:

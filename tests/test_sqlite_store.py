@@ -9,6 +9,7 @@ event is that event's outbox row, bounded by seq in the checkpoint row.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from test_store_conformance import checkpoint, ev
@@ -125,3 +126,44 @@ def test_interleaved_sessions_with_a_moving_window_read_back_equal(tmp_path: Pat
     cp = checkpoint("a", 30, extra={"errors": (*arrays["a"][1:], e)}, events=(e,))
     resumed.commit(cp, Delta(errors_appended=(e,), errors_dropped=1))
     assert SqliteCheckpointer(path).latest("a") == cp
+
+
+def _vm_steps(store: SqliteCheckpointer, read: Callable[[], object]) -> int:
+    """SQLite virtual-machine instructions (in thousands) that `read` costs on `store`'s connection."""
+    ticks = [0]
+
+    def tick() -> int:
+        ticks[0] += 1
+        return 0
+    store._conn.set_progress_handler(tick, 1000)
+    try:
+        read()
+    finally:
+        store._conn.set_progress_handler(None, 0)
+    return ticks[0]
+
+
+def test_reads_by_session_do_not_walk_other_sessions_outbox_rows(tmp_path: Path) -> None:
+    """Schema 3 has no (session, seq) index on the outbox: a session's rows are found through its
+    checkpoints. Loading a session whose events straddle 20,000 events of another session costs
+    what it costs when the other session wrote nothing."""
+    def build(path: Path, others: int) -> SqliteCheckpointer:
+        store = SqliteCheckpointer(path)
+        e1, e2 = ev(1), ev(2)
+        store.commit(checkpoint("a", 1, extra={"errors": (e1,)}, events=(e1,)), Delta(first=True, errors_appended=(e1,)))
+        for step in range(1, others // 500 + 1):
+            store.commit(checkpoint("b", step, events=tuple(ev(10 + step * 1000 + k) for k in range(500))),
+                         Delta(first=step == 1, write_errors_store=False))
+        store.commit(checkpoint("a", 2, extra={"errors": (e1, e2)}, events=(e2,)), Delta(errors_appended=(e2,)))
+        store.close()
+        return SqliteCheckpointer(path)
+
+    alone, crowded = build(tmp_path / "alone.db", 0), build(tmp_path / "crowded.db", 20_000)
+    for store in (alone, crowded):
+        assert [e.id.int for e in store.get("a", 2).extra["errors"]] == [1, 2]
+        assert [e.id.int for e in store.session_events("a")] == [1, 2]
+    for read in (lambda s: s.get("a", 2), lambda s: s.session_events("a"), lambda s: s.backfill_errors(True)):
+        quiet, busy = _vm_steps(alone, lambda: read(alone)), _vm_steps(crowded, lambda: read(crowded))
+        assert busy <= quiet + 2, (quiet, busy)
+    alone.close()
+    crowded.close()
