@@ -22,11 +22,20 @@ or nested deeper, and they are scrubbed.
 Each scrubbed path is listed in the event's ``redacted`` (``context.token``,
 ``error.cause.message``); the event keeps its ``id``. An event with nothing to scrub is returned
 as is (the same object).
+
+Speed: every event passes through here, so ordinary text must be cheap. Each scan is guarded by a
+necessary condition that is faster to test than the scan itself: the ``key=value`` scan runs only
+when the key before some ``=``/``:`` names a secret (read backwards from each separator), the value
+patterns only when a literal one of them needs occurs (one pass over all the literals clears
+ordinary text), the long-run pattern only when a 32-character run exists. When a guard says no, the
+scan could not have changed anything; ``Redactor(..., prefilter=False)`` skips the guards (the tests
+compare the two). Unchanged data is never copied.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -40,8 +49,9 @@ DENYLIST = ("password", "passwords", "passwd", "pwd", "passphrase", "secret", "s
             "session_id", "sessionid", "private_key", "client_secret", "credential", "credentials", "jwt",
             "refresh_token", "access_token", "otp", "pin", "ssn")
 EXEMPT = re.compile(r"(context|error(\.cause|\.group\.\d+)*\.details)\.session")
-# Each value pattern comes with a cheap necessary condition (a literal it cannot match without,
-# checked on the lower-cased string) so ordinary text costs a few substring tests, not a regex pass.
+# Each value pattern comes with the literals it cannot match without (any one of them, tested on the
+# lower-cased string); the last one needs a run of 32 token characters instead, see `_long_run`. It
+# stays last: `Redactor.text` rules out all the others at once, before any of them could have run.
 VALUE_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("-----begin",), r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
     (("://",), r"(?<=[a-z0-9+.\-]://)[^\s:/@]+:[^\s@/]+(?=@)"),
@@ -53,11 +63,25 @@ VALUE_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
      r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|sk_live_[A-Za-z0-9]{10,})"),
     ((), r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{32,}"),
 )
-KEY_BEFORE_SEP = re.compile(r"""(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9_.\-]*)["']?\s*[=:]""")
-_SEPARATORS = str.maketrans("", "", "_.-")
-LONG_RUN = re.compile(r"[A-Za-z0-9_-]{32,}")  # the last pattern's necessary condition
+NEEDLES = tuple(n for needles, _ in VALUE_PATTERNS for n in needles)
+# Under ``(?i)`` a few non-ASCII letters match ASCII ones (``ſ`` is an ``s``, ``ı`` an ``i``) where
+# lower() keeps them apart: in a non-ASCII string the literals of the two patterns that ignore case are
+# looked for by the regex engine itself, from each space backwards (a literal first is fast to find).
+CASELESS_LITERALS = re.compile(r" (?:(?<=(?i:bearer) )|(?<=(?i:basic) ))")
+# Token characters ([A-Za-z0-9_-]) as b"t", the rest as b" ". In UTF-8 a non-ASCII character is bytes
+# >= 0x80, so 32 token characters in a row are exactly b"t" * 32 in the translation of the bytes.
+_TOKEN_BYTES = bytes(0x74 if chr(b) in string.ascii_letters + string.digits + "_-" else 0x20 for b in range(256))
+# A key before ``=``/``:`` (PAIR's key, quotes aside) read backwards, from the separator: matched on
+# the reversed string at each separator, so only the few keys before separators are looked at.
+KEY_BEFORE_SEP_REVERSED = re.compile(r"""[=:]\s*["']?([A-Za-z0-9_.\-]+)""")
 PAIR = re.compile(r"""(?<![A-Za-z0-9_.\-"'])(?P<key>["']?[A-Za-z][A-Za-z0-9_.\-]*["']?)(?P<sep>\s*[=:]\s*)"""
                   r"""(?P<value>"[^"]*"|'[^']*'|(?i:(?:bearer|basic|token|digest)\s+)?[^\s,;&"']+)""")
+
+
+def _long_run(value: str) -> bool:
+    """True when `value` holds 32 token characters in a row: the last value pattern's precondition,
+    exactly what ``[A-Za-z0-9_-]{32}`` finds, at C speed."""
+    return len(value) >= 32 and b"t" * 32 in value.encode("utf-8", "surrogatepass").translate(_TOKEN_BYTES)
 
 
 def _compile(pattern: str) -> str:
@@ -86,15 +110,20 @@ def _words(key: str) -> list[str]:
 
 
 class Redactor:
-    """Scrubs one event; built once from the settings."""
+    """Scrubs one event; built once from the settings.
 
-    def __init__(self, keys: tuple[str, ...], patterns: tuple[str, ...], replacement: str) -> None:
+    `prefilter` false skips the cheap necessary conditions in front of each scan (same result, slower:
+    the reference the tests compare against).
+    """
+
+    def __init__(self, keys: tuple[str, ...], patterns: tuple[str, ...], replacement: str, *,
+                 prefilter: bool = True) -> None:
         self.deny = [tuple(_words(k)) for k in dict.fromkeys((*DENYLIST, *keys)) if _words(k)]
-        self.builtin = [(needles, re.compile(p)) for needles, p in VALUE_PATTERNS]
+        self.builtin = [(needles, "(?i" in p, re.compile(p)) for needles, p in VALUE_PATTERNS]
+        self.literal_free = [b for b in self.builtin if not b[0]]
         self.custom = [re.compile(p) for p in patterns]
-        # A key names a secret only if its letters and digits hold some entry's longest word.
-        self.hints = tuple(sorted({max(e, key=len) for e in self.deny}))
         self.replacement = replacement
+        self.prefilter = prefilter
         self._keys: dict[str, bool] = {}
 
     def secret_key(self, key: str) -> bool:
@@ -120,78 +149,114 @@ class Redactor:
         return found
 
     def _may_pair(self, value: str) -> bool:
-        """A necessary condition for PAIR to find a secret key: some run of key characters ending in
-        ``=`` or ``:`` holds a hint word once lower-cased and stripped of separators."""
-        for m in KEY_BEFORE_SEP.finditer(value):
-            key = m[1].lower().translate(_SEPARATORS)
-            if any(h in key for h in self.hints):
-                return True
+        """A necessary condition for PAIR to find a secret key: the whole run of key characters before
+        some ``=`` or ``:`` (and an optional quote and spaces) is one. Every key PAIR tests, nested
+        ones included, is such a run, quotes stripped: its lookbehind forbids a key character before it."""
+        if not self.prefilter:
+            return True
+        backwards = value[::-1]
+        for sep in "=:":
+            at = value.find(sep)
+            while at >= 0:
+                key = KEY_BEFORE_SEP_REVERSED.match(backwards, len(value) - 1 - at)
+                if key and self.secret_key(key[1][::-1]):
+                    return True
+                at = value.find(sep, at + 1)
         return False
+
+    def _may_match(self, needles: tuple[str, ...], ignores_case: bool, value: str, lower: str) -> bool:
+        """A necessary condition for the built-in pattern with these `needles` to match `value`."""
+        if not self.prefilter:
+            return True
+        if not needles:
+            return _long_run(value)
+        if any(map(lower.__contains__, needles)):
+            return True
+        return ignores_case and not value.isascii() and CASELESS_LITERALS.search(value) is not None
+
+    def _pair(self, m: re.Match[str]) -> str:
+        """PAIR's replacement: the value of a secret key scrubbed, other values searched for pairs."""
+        if m["value"].strip("\"'") == self.replacement:
+            return m[0]
+        if not self.secret_key(m["key"].strip("\"'")):
+            # the value may itself hold a pair: "failed: password=..." matched as key "failed"
+            return f"{m['key']}{m['sep']}{PAIR.sub(self._pair, m['value'])}"
+        return f"{m['key']}{m['sep']}{self.replacement}"
 
     def text(self, value: str) -> str:
         """`value` with every secret-looking substring replaced."""
-        def pair(m: re.Match[str]) -> str:
-            if m["value"].strip("\"'") == self.replacement:
-                return m[0]
-            if not self.secret_key(m["key"].strip("\"'")):
-                # the value may itself hold a pair: "failed: password=..." matched as key "failed"
-                return f"{m['key']}{m['sep']}{PAIR.sub(pair, m['value'])}"
-            return f"{m['key']}{m['sep']}{self.replacement}"
         if ("=" in value or ":" in value) and self._may_pair(value):
-            value = PAIR.sub(pair, value)
+            value = PAIR.sub(self._pair, value)
         lower = value.lower()
-        for needles, pattern in self.builtin:
-            if needles:
-                if not any(n in lower for n in needles):
-                    continue
-            elif not LONG_RUN.search(value):
-                continue
-            value = pattern.sub(self.replacement, value)
+        builtin = self.builtin
+        if self.prefilter and not any(map(lower.__contains__, NEEDLES)) and (
+                value.isascii() or CASELESS_LITERALS.search(value) is None):
+            builtin = self.literal_free  # ordinary text: one pass over all the literals rules out the rest
+        for needles, ignores_case, pattern in builtin:
+            if self._may_match(needles, ignores_case, value, lower):
+                new = pattern.sub(self.replacement, value)
+                if new != value:  # the replacement may complete a literal a later pattern needs
+                    value, lower = new, new.lower()
         for pattern in self.custom:
             value = pattern.sub(self.replacement, value)
         return value
 
     def data(self, value: Any, path: str, found: list[str]) -> Any:
-        """Scrub JSON data; record changed paths in `found`."""
-        if isinstance(value, dict):
-            out = {}
-            for k, v in value.items():
-                sub = f"{path}.{k}"
-                if (self.secret_key(str(k)) and not EXEMPT.fullmatch(sub) and v not in (None, "", self.replacement)
-                        and not isinstance(v, bool)):
-                    out[k] = self.replacement
-                    found.append(sub)
-                else:
-                    out[k] = self.data(v, sub, found)
-            return out
-        if isinstance(value, list):
-            return [self.data(v, f"{path}.{i}", found) for i, v in enumerate(value)]
+        """Scrub JSON data; record changed paths in `found`. Returns `value` itself when nothing
+        changed, else a copy (containers are copied only on the way to a change)."""
         if isinstance(value, str):
             new = self.text(value)
-            if new != value:
-                found.append(path)
+            if new == value:
+                return value
+            found.append(path)
             return new
+        if isinstance(value, dict):
+            out = value
+            for k, v in value.items():
+                secret = self.secret_key(str(k))
+                if not secret and not isinstance(v, (str, dict, list)):
+                    continue  # a number, a boolean or null under an ordinary key
+                sub = f"{path}.{k}"
+                if (secret and not EXEMPT.fullmatch(sub) and v not in (None, "", self.replacement)
+                        and not isinstance(v, bool)):
+                    new = self.replacement
+                    found.append(sub)
+                else:
+                    new = self.data(v, sub, found)
+                if new is not v:
+                    if out is value:
+                        out = dict(value)
+                    out[k] = new
+            return out
+        if isinstance(value, list):
+            items = value
+            for i, v in enumerate(value):
+                new = self.data(v, f"{path}.{i}", found)
+                if new is not v:
+                    if items is value:
+                        items = list(value)
+                    items[i] = new
+            return items
         return value
 
     def ladder(self, rung: ErrorLadder, path: str, found: list[str]) -> ErrorLadder:
         """Scrub one rung and everything below it (the same object when nothing changed)."""
         before = len(found)
-        update: dict[str, Any] = {
-            "message": self.data(rung.message, f"{path}.message", found),
-            "details": self.data(dict(rung.details), f"{path}.details", found),
-            "notes": tuple(self.data(n, f"{path}.notes.{i}", found) for i, n in enumerate(rung.notes)),
-            "group": tuple(self.ladder(g, f"{path}.group.{i}", found) for i, g in enumerate(rung.group)),
-        }
-        if rung.help is not None:
-            update["help"] = self.data(rung.help, f"{path}.help", found)
-        if rung.cause is not None:
-            update["cause"] = self.ladder(rung.cause, f"{path}.cause", found)
-        return rung.model_copy(update=update) if len(found) > before else rung
+        message = self.data(rung.message, f"{path}.message", found)
+        details = self.data(rung.details, f"{path}.details", found)
+        notes = self.data(list(rung.notes), f"{path}.notes", found) if rung.notes else ()
+        group = tuple(self.ladder(g, f"{path}.group.{i}", found) for i, g in enumerate(rung.group))
+        help_ = rung.help if rung.help is None else self.data(rung.help, f"{path}.help", found)
+        cause = rung.cause if rung.cause is None else self.ladder(rung.cause, f"{path}.cause", found)
+        if len(found) == before:
+            return rung
+        return rung.model_copy(update={"message": message, "details": details, "notes": tuple(notes),
+                                       "group": group, "help": help_, "cause": cause})
 
     def __call__(self, event: ErrorEvent) -> ErrorEvent:
         found: list[str] = []
         error = self.ladder(event.error, "error", found)
-        context = self.data(dict(event.context), "context", found)
+        context = self.data(event.context, "context", found)
         if not found:
             return event
         redacted = tuple(dict.fromkeys((*event.redacted, *found)))
