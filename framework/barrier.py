@@ -264,7 +264,9 @@ def merge(channels: Channels, partials: Sequence[tuple[str, NodePartial]], polic
             arr = old_arr + events
             if policy.capper is not None:
                 arr = tuple(policy.capper(arr))
-            dropped, summary, summary_changed, rewritten = errors_delta(old_arr, events, arr)
+                dropped, summary, summary_changed, rewritten = errors_delta(old_arr, events, arr)
+            else:  # appended, nothing dropped: what errors_delta would find, without the probes
+                summary = old_arr[0] if old_arr and old_arr[0].is_summary else None
             appended = events
             if extra is channels.extra:
                 extra = FrozenDict(extra)

@@ -435,7 +435,11 @@ def _same(a: Any, b: Any) -> bool:
 def _matches(seq: Sequence[Any], at: Any) -> bool:
     """``seq[i]`` is ``at(i)``, probed at the first, middle and last index (O(1))."""
     n = len(seq)
-    return not n or all(_same(seq[i], at(i)) for i in {0, n // 2, n - 1})
+    for i in (0, n // 2, n - 1) if n else ():
+        a, b = seq[i], at(i)
+        if a is not b and not (type(a) is type(b) and a == b):
+            return False
+    return True
 
 
 def _split_summary(arr: Sequence[ErrorEvent]) -> tuple[ErrorEvent | None, tuple[ErrorEvent, ...]]:
@@ -526,18 +530,21 @@ class EncodedRows:
 
 def encode_rows(cp: Checkpoint, plan: WritePlan) -> EncodedRows:
     """Encode what `plan` writes of `cp`. Raises `TypeError`/`ValueError` for values that are not JSON."""
+    extra = [(k, dumps(v)) for k, v in plan.extra_set.items()]
+    if plan.extra_deleted:
+        extra += [(k, None) for k in plan.extra_deleted]
     return EncodedRows(
-        events=tuple(e.to_json() for e in cp.events),
-        messages=tuple(dumps(m.to_dict()) for m in plan.messages),
-        extra=(*((k, dumps(v)) for k, v in plan.extra_set.items()), *((k, None) for k in plan.extra_deleted)),
-        frontier=dumps(list(cp.frontier)), versions=dumps(dict(cp.versions)),
+        events=tuple([e.to_json() for e in cp.events]),
+        messages=tuple([dumps(m.to_dict()) for m in plan.messages]) if plan.messages else (),
+        extra=tuple(extra), frontier=dumps(list(cp.frontier)),
+        versions=dumps(cp.versions if isinstance(cp.versions, dict) else dict(cp.versions)),
         seen=dumps({n: dict(v) for n, v in cp.versions_seen.items()}),
         failure=dumps(cp.failure) if cp.failure is not None else None)
 
 
 def stored_time(when: datetime) -> str:
     """ISO text for a stored time: UTC when aware, microseconds always (so texts sort like times)."""
-    if when.tzinfo is not None:
+    if when.tzinfo is not None and when.tzinfo is not timezone.utc:
         when = when.astimezone(timezone.utc)
     return when.isoformat(timespec="microseconds")
 

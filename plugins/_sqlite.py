@@ -645,7 +645,8 @@ class SqliteCheckpointer(LatestCache):
         # their outbox rows (rail_pos); anything else (a capper that reorders) goes to the rail table
         ks: range | list[int] | None = None
         if entries and events:
-            if len(entries) == len(events) and all(a is b for a, b in zip(entries, events)):
+            if len(entries) == len(events) and (entries[0] is events[0] if len(events) == 1
+                                                else all(a is b for a, b in zip(entries, events))):
                 ks = range(len(events))
             else:
                 index = {id(e): k for k, e in enumerate(events)}
@@ -841,7 +842,9 @@ def _write_extra(conn: sqlite3.Connection, cp: Checkpoint, changed: tuple[tuple[
     size = (meta.extra_bytes if meta is not None else 0) + (len(delta) if delta else 0)
     since = None if meta is None else meta.step if meta.extra_from is None else meta.extra_from
     if since is not None and cp.step - since < EXTRA_FLUSH and size < EXTRA_FLUSH_BYTES:
-        return since, pending | {k for k, _ in changed}, size, delta
+        if all(k in pending for k, _ in changed):  # the usual case: the same keys change again
+            return since, pending, size, delta
+        return since, pending.union(k for k, _ in changed), size, delta
     rows = dict(changed)
     for key in pending - rows.keys():
         rows[key] = dumps(cp.extra[key]) if key in cp.extra else None
