@@ -5,6 +5,11 @@ whole exception chain stored as data — type, message, code, help, details, not
 and exception-group members — never live exceptions or tracebacks), plus `tags` and `context`.
 A later process renders the same report from the stored JSON.
 
+The constructors, `ErrorEvent.from_json` and `ErrorEvent.from_data` validate what they are given.
+The builders (`make_event`, `event_from_exception`) convert and bound their inputs first, and then
+skip validating again whatever that conversion has already made valid: their events equal the
+validated ones, field for field and byte for byte in JSON.
+
 This module does no I/O: clocks and id factories are passed in by the caller.
 """
 
@@ -15,7 +20,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
@@ -164,7 +169,8 @@ class ErrorEvent(BaseModel):
 
     def to_json(self) -> str:
         """Serialise to compact JSON; `from_json` of the result equals this event."""
-        return self.model_dump_json()
+        # model_dump_json() with its defaults, less its Python wrapper (an eighth of the time)
+        return self.__pydantic_serializer__.to_json(self).decode()
 
     @classmethod
     def from_json(cls, data: str | bytes) -> ErrorEvent:
@@ -237,17 +243,76 @@ def qualified_type(exc: BaseException) -> str:
 
 def to_json_value(value: Any, _depth: int = 0) -> JsonValue:
     """Best-effort conversion of arbitrary data to JSON data (unknown objects become ``repr``)."""
-    if value is None or isinstance(value, (bool, int, str)):
+    return _JsonWalk().convert(value, _depth)
+
+
+class _JsonWalk:
+    """One pass of `to_json_value` that also learns what the builders need to know of the result.
+
+    `exact` says whether the result is made only of dict, list, str, int, bool, float and None
+    themselves, which validation stores unchanged; to_json_value keeps a subclass (an ``IntEnum``, a
+    str subclass) as it is, and validation would convert it. For an exact result, `bound` is a
+    never-low bound on the length of its JSON text (counted as `_upper_bound` counts).
+    """
+
+    __slots__ = ("bound", "exact")
+
+    def __init__(self) -> None:
+        self.bound = 2
+        self.exact = True
+
+    def text(self, value: str) -> str:
+        """Count a string of the result (a key, a ``repr``) and return it."""
+        self.bound += 12 * len(value) + 2
+        if type(value) is not str:
+            self.exact = False
         return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if _depth > 16:
-        return repr(value)
-    if isinstance(value, Mapping):
-        return {str(k): to_json_value(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_json_value(v, _depth + 1) for v in value]
-    return repr(value)
+
+    def convert(self, value: Any, depth: int = 0) -> JsonValue:
+        """`to_json_value(value)`, counted into `bound` and `exact`."""
+        cls = type(value)
+        if cls is str:
+            self.bound += 12 * len(value) + 2
+            return value
+        if value is None or cls is bool or (cls is int and -10**20 < value < 10**20):
+            self.bound += 26
+            return value
+        if cls is dict and depth <= 16:
+            return self.mapping(value, depth)
+        if cls is int:
+            self.bound += len(str(value))
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return self.text(repr(value))
+            self.bound += 26
+            if cls is not float:
+                self.exact = False
+            return value
+        if isinstance(value, (int, str)):  # a subclass (an IntEnum...), kept as it is
+            self.exact = False
+            return value
+        if depth > 16:
+            return self.text(repr(value))
+        if isinstance(value, Mapping):
+            return self.mapping(value, depth)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            items = [self.convert(v, depth + 1) for v in value]
+            self.bound += 2 + 2 * len(items)  # brackets and the ", " separators
+            return items
+        return self.text(repr(value))
+
+    def mapping(self, value: Mapping[Any, Any], depth: int = 0) -> dict[str, JsonValue]:
+        """`to_json_value` of a mapping, counted into `bound` and `exact`."""
+        self.bound += 2  # the braces
+        out: dict[str, JsonValue] = {}
+        for k, v in value.items():
+            key = str(k)
+            if type(key) is not str:
+                self.exact = False
+            self.bound += 12 * len(key) + 6  # the quoted key, the colon and the ", " separator
+            out[key] = self.convert(v, depth + 1)
+        return out
 
 
 def _upper_bound(value: Any, budget: int) -> int:
@@ -267,12 +332,12 @@ def _upper_bound(value: Any, budget: int) -> int:
             total += 26
         elif cls is int:
             total += 26 if -10**20 < v < 10**20 else len(str(v))
-        elif isinstance(v, Mapping):
+        elif cls is dict or isinstance(v, Mapping):
             total += 2  # the braces
             for k, item in v.items():
                 total += 12 * len(str(k)) + 6
                 stack.append(item)
-        elif isinstance(v, (list, tuple)):
+        elif cls is list or isinstance(v, (list, tuple)):
             total += 2 + 2 * len(v)  # brackets and the ", " separators
             stack.extend(v)
         else:
@@ -293,9 +358,12 @@ def _json_size_over(value: Any, limit: int) -> tuple[bool, int]:
 class _Cutter:
     """Applies `EventLimits` while building, remembering which paths were cut."""
 
+    __slots__ = ("limits", "cut", "exact")
+
     def __init__(self, limits: EventLimits) -> None:
         self.limits = limits
         self.cut: list[str] = []
+        self.exact = True  # all `data` has returned is exact (see `_JsonWalk`): models may hold it unvalidated
 
     def text(self, value: str, path: str) -> str:
         limit = self.limits.max_message
@@ -312,13 +380,81 @@ class _Cutter:
         return kept + f"… [truncated {len(value) - len(kept)} chars]"
 
     def data(self, value: dict[str, Any], path: str) -> dict[str, JsonValue]:
-        data = to_json_value(value)
-        assert isinstance(data, dict)
-        over, size = _json_size_over(data, self.limits.max_context_bytes)
-        if not over:
+        walk = _JsonWalk()
+        data = walk.mapping(value)
+        limit = self.limits.max_context_bytes
+        if walk.exact and walk.bound <= limit:
+            return data
+        size = len(json.dumps(data, default=str))
+        if size <= limit:
+            self.exact = self.exact and walk.exact
             return data
         self.cut.append(path)
-        return {"truncated": f"{size} bytes of JSON exceeded the {self.limits.max_context_bytes}-byte limit"}
+        return {"truncated": f"{size} bytes of JSON exceeded the {limit}-byte limit"}
+
+
+_SCOPES = (NodeScope, SchedulerScope, RunnerScope, AppScope)
+_NO_CHAIN: dict[str, Any] = {"notes": (), "via": None, "cause": None, "group": ()}  # ErrorLadder's defaults
+# the fields the builders pass (`BaseModel.model_fields_set`): all of a rung's, five of make_event's
+_LADDER_FIELDS = frozenset(ErrorLadder.model_fields)
+_LADDER_GIVEN = frozenset(("type", "message", "code", "help", "details"))
+_EVENT_GIVEN = frozenset(ErrorEvent.model_fields) - {"redacted"}
+_Model = TypeVar("_Model", bound=BaseModel)
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def _trusted(cls: type[_Model], fields: dict[str, Any], given: frozenset[str]) -> _Model:
+    """A `cls` holding `fields` (every field, in declaration order) without validating them.
+
+    Only for values that validation would store unchanged. Sets what `BaseModel.model_construct`
+    sets (the values, the names `given`, no extra or private values) without its per-field alias
+    and default look-ups, which cost more than validating does.
+    """
+    model = _new(cls)
+    _setattr(model, "__dict__", fields)
+    _setattr(model, "__pydantic_fields_set__", set(given))
+    _setattr(model, "__pydantic_extra__", None)
+    _setattr(model, "__pydantic_private__", None)
+    return model
+
+
+def _all_text(values: Iterable[Any]) -> bool:
+    """Whether every value is a str itself (validation converts a subclass)."""
+    for value in values:
+        if type(value) is not str:
+            return False
+    return True
+
+
+def _ladder(cut: _Cutter, fields: dict[str, Any], given: frozenset[str]) -> ErrorLadder:
+    """``ErrorLadder(**fields)`` of the fields `given`, not validated again when they are already valid.
+
+    `fields` names every field, in declaration order. The builders make `via`, the rungs and (with
+    `cut`) the details valid; the text, from a caller or an exception, is checked here.
+    """
+    code, help_, notes = fields["code"], fields["help"], fields["notes"]
+    if cut.exact and type(fields["type"]) is str and type(fields["message"]) is str \
+            and (code is None or type(code) is str) and (help_ is None or type(help_) is str) \
+            and (not notes or _all_text(notes)):
+        return _trusted(ErrorLadder, fields, given)
+    return ErrorLadder(**{name: fields[name] for name in given})
+
+
+def _event(cut: _Cutter, *, id: UUID, when: datetime, scope: Any, error: ErrorLadder, tags: tuple[str, ...],
+           context: dict[str, JsonValue], truncated: tuple[str, ...]) -> ErrorEvent:
+    """``ErrorEvent(...)`` of these parts, not validated again when they are already valid.
+
+    The caller's `id`, `when`, `scope` and `tags` are checked here. Anything else (a naive time, a
+    zone that is not a fixed offset, a subclass) is validated, which converts or rejects it.
+    """
+    if cut.exact and type(id) is UUID and type(when) is datetime and type(when.tzinfo) is timezone \
+            and type(scope) in _SCOPES and (not tags or _all_text(tags)):
+        fields = {"id": id, "when": when.astimezone(timezone.utc),  # as the `_utc` validator does
+                  "scope": scope, "error": error, "tags": tags, "context": context, "redacted": (),
+                  "truncated": truncated}
+        return _trusted(ErrorEvent, fields, _EVENT_GIVEN)
+    return ErrorEvent(id=id, when=when, scope=scope, error=error, tags=tags, context=context, truncated=truncated)
 
 
 def _rung(exc: BaseException, via: str | None, depth: int, seen: set[int], cut: _Cutter, path: str) -> ErrorLadder:
@@ -328,7 +464,8 @@ def _rung(exc: BaseException, via: str | None, depth: int, seen: set[int], cut: 
     if isinstance(exc, RunnerError):
         code, help_ = exc.code, exc.help
         details = {**exc.where(), **exc.details}
-    notes = tuple(n if isinstance(n, str) else repr(n) for n in getattr(exc, "__notes__", ()) or ())
+    raw_notes = getattr(exc, "__notes__", None)
+    notes = tuple(n if isinstance(n, str) else repr(n) for n in raw_notes) if raw_notes else ()
     if len(notes) > cut.limits.max_notes:
         cut.cut.append(f"{path}.notes")
         notes = notes[: cut.limits.max_notes]
@@ -351,17 +488,17 @@ def _rung(exc: BaseException, via: str | None, depth: int, seen: set[int], cut: 
             cut.cut.append(f"{path}.cause")
         else:
             cause = _rung(nxt, nxt_via, depth + 1, seen, cut, f"{path}.cause")
-    return ErrorLadder(
-        type=qualified_type(exc),
-        message=cut.text(safe_str(exc), f"{path}.message"),
-        code=code,
-        help=help_,
-        details=cut.data(details, f"{path}.details") if details else {},
-        notes=notes,
-        via=via,  # type: ignore[arg-type]
-        cause=cause,
-        group=tuple(group),
-    )
+    return _ladder(cut, {
+        "type": qualified_type(exc),
+        "message": cut.text(safe_str(exc), f"{path}.message"),
+        "code": code,
+        "help": help_,
+        "details": cut.data(details, f"{path}.details") if details else {},
+        "notes": notes,
+        "via": via,
+        "cause": cause,
+        "group": tuple(group),
+    }, _LADDER_FIELDS)
 
 
 def ladder_from_exception(exc: BaseException, limits: EventLimits = DEFAULT_LIMITS) -> tuple[ErrorLadder, list[str]]:
@@ -380,14 +517,16 @@ def event_from_exception(
     context: Mapping[str, Any] | None = None,
     limits: EventLimits = DEFAULT_LIMITS,
 ) -> ErrorEvent:
-    """Build an `ErrorEvent` from an exception and its chain. Pure: the caller passes `id` and `when`."""
-    ladder, truncated = ladder_from_exception(exc, limits)
+    """Build an `ErrorEvent` from an exception and its chain. Pure: the caller passes `id` and `when`.
+
+    The result equals ``ErrorEvent(...)`` of the same parts; parts this function has already made
+    valid are not validated a second time.
+    """
     cut = _Cutter(limits)
-    ctx = cut.data(dict(context or {}), "context")
-    return ErrorEvent(
-        id=id, when=when, scope=scope, error=ladder, tags=tuple(tags), context=ctx,
-        truncated=tuple(truncated + cut.cut),
-    )
+    ladder = _rung(exc, None, 0, set(), cut, "error")
+    ctx = cut.data(dict(context), "context") if context else {}
+    return _event(cut, id=id, when=when, scope=scope, error=ladder, tags=tuple(tags), context=ctx,
+                  truncated=tuple(cut.cut))
 
 
 def make_event(
@@ -404,15 +543,17 @@ def make_event(
     context: Mapping[str, Any] | None = None,
     limits: EventLimits = DEFAULT_LIMITS,
 ) -> ErrorEvent:
-    """Build an event that has no exception behind it (a warning a node emits, a summary...)."""
+    """Build an event that has no exception behind it (a warning a node emits, a summary...).
+
+    Like `event_from_exception`, it validates only what it has not made valid itself.
+    """
     cut = _Cutter(limits)
-    ladder = ErrorLadder(
-        type=type, message=cut.text(message, "error.message"), code=code, help=help,
-        details=cut.data(dict(details or {}), "error.details") if details else {},
-    )
-    ctx = cut.data(dict(context or {}), "context")
-    return ErrorEvent(id=id, when=when, scope=scope, error=ladder, tags=tuple(tags), context=ctx,
-                      truncated=tuple(cut.cut))
+    ladder = _ladder(cut, {"type": type, "message": cut.text(message, "error.message"), "code": code, "help": help,
+                           "details": cut.data(dict(details), "error.details") if details else {}, **_NO_CHAIN},
+                     _LADDER_GIVEN)
+    ctx = cut.data(dict(context), "context") if context else {}
+    return _event(cut, id=id, when=when, scope=scope, error=ladder, tags=tuple(tags), context=ctx,
+                  truncated=tuple(cut.cut))
 
 
 def _bound_rung(rung: ErrorLadder, depth: int, cut: _Cutter, path: str) -> ErrorLadder:
@@ -428,7 +569,7 @@ def _bound_rung(rung: ErrorLadder, depth: int, cut: _Cutter, path: str) -> Error
     if len(notes) > lim.max_notes:
         cut.cut.append(f"{path}.notes")
         notes = notes[: lim.max_notes]
-    if any(len(n) > lim.max_message for n in notes):
+    if notes and max(map(len, notes)) > lim.max_message:
         notes = tuple(cut.text(n, f"{path}.notes.{i}") for i, n in enumerate(notes))
     if notes is not rung.notes:
         update["notes"] = notes

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import math
+import pickle
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone, tzinfo
+from decimal import Decimal
+from enum import IntEnum
+from typing import Any
+from unittest import mock
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
+import railgraph.events as events_module
 from railgraph import ErrorEvent, EventDecodeError, NodeFailed
 from railgraph.events import (
+    DEFAULT_LIMITS,
     AppScope,
+    ErrorLadder,
     EventLimits,
     NodeScope,
+    _JsonWalk,
     event_from_exception,
     ladder_from_exception,
     make_event,
+    to_json_value,
 )
-from tests.strategies import events
+from tests.strategies import events, scopes
 
 WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -169,3 +185,342 @@ def test_size_upper_bound_on_degenerate_shapes(value) -> None:
     """Many empty containers or strings, astral characters and huge integers are never underestimated."""
     from railgraph.events import _upper_bound
     assert _upper_bound(value, 10**9) >= len(json.dumps(value))
+
+
+# -- the builders skip validating what they have made valid: differential tests -------------------------
+
+
+class _Code(IntEnum):
+    """An int subclass: to_json_value keeps it, validation stores a plain int."""
+
+    A = 3
+
+
+class _Text(str):
+    """A str subclass whose ``str()`` and ``repr()`` are not its value."""
+
+    def __str__(self) -> str:
+        return "other text"
+
+    def __repr__(self) -> str:
+        return "T"
+
+
+class _Ratio(float):
+    """A float subclass with a short repr."""
+
+    def __repr__(self) -> str:
+        return "R"
+
+
+class _Odd:
+    """An object whose ``str()`` and ``repr()`` are a str subclass (as keys and reprs, validation converts them)."""
+
+    def __str__(self) -> str:
+        return _Text("odd key")
+
+    def __repr__(self) -> str:
+        return _Text("odd repr")
+
+
+class _OddMessage(Exception):
+    """An exception whose ``str()`` is a str subclass, so its rung must be validated."""
+
+    def __str__(self) -> str:
+        return _Text("odd")
+
+
+def _old_to_json_value(value: Any, _depth: int = 0) -> Any:
+    """to_json_value as it was before the fast path: the reference its output must match, type for type."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if _depth > 16:
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): _old_to_json_value(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_old_to_json_value(v, _depth + 1) for v in value]
+    return repr(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and of the same type all the way down (``==`` alone lets an IntEnum pass for an int)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, BaseModel):
+        return list(a.__dict__) == list(b.__dict__) and all(_same(a.__dict__[k], b.__dict__[k]) for k in a.__dict__)
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(k, j) and _same(a[k], b[j]) for k, j in zip(a, b))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _exact(value: Any) -> bool:
+    """Whether JSON data is made only of dict, list, str, int, bool, float and None themselves."""
+    if type(value) is dict:
+        return all(type(k) is str and _exact(v) for k, v in value.items())
+    if type(value) is list:
+        return all(_exact(v) for v in value)
+    return value is None or type(value) in (str, int, bool, float)
+
+
+class _Distrusting(events_module._Cutter):
+    """A cutter that vouches for nothing, so the builders validate every model, as they all did before the fast path."""
+
+    @property  # type: ignore[override]
+    def exact(self) -> bool:
+        return False
+
+    @exact.setter
+    def exact(self, value: bool) -> None:
+        pass
+
+
+def _outcome(build: Callable[[], ErrorEvent]) -> ErrorEvent | tuple[type[BaseException], str]:
+    """The event `build` returns, or the type and text of what it raises."""
+    try:
+        return build()
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+def _fast_and_validated(build: Callable[[], ErrorEvent]) -> tuple[Any, Any]:
+    """Run `build` as the builders run, then again with every model built by its validating constructor."""
+    fast = _outcome(build)
+    with mock.patch.object(events_module, "_Cutter", _Distrusting):
+        validated = _outcome(build)
+    return fast, validated
+
+
+def _assert_same_event(fast: Any, validated: Any) -> None:
+    """Both raised the same error, or both built the same event, down to types, fields given and JSON."""
+    if not isinstance(validated, ErrorEvent):
+        assert fast == validated
+        return
+    assert isinstance(fast, ErrorEvent)
+    assert fast == validated and _same(fast, validated) and repr(fast) == repr(validated)
+    for mine, theirs in zip(fast.error.rungs(), validated.error.rungs(), strict=True):
+        assert mine.model_fields_set == theirs.model_fields_set
+    assert fast.model_fields_set == validated.model_fields_set
+    try:
+        text = validated.to_json()
+    except PydanticSerializationError:  # both refuse the same unencodable text
+        with pytest.raises(PydanticSerializationError):
+            fast.to_json()
+        return
+    assert fast.to_json() == text == fast.model_dump_json()
+    assert ErrorEvent.from_json(text) == fast == ErrorEvent.model_validate(fast.model_dump())
+    assert pickle.loads(pickle.dumps(fast)) == fast and copy.deepcopy(fast) == fast
+    changed = fast.model_copy(update={"tags": ("changed",)})
+    assert changed.tags == ("changed",) and "tags" in changed.model_fields_set
+    assert fast == validated  # the copy left the original as it was
+
+
+def _json_size(value: Mapping[str, Any]) -> int:
+    """The size the limits compare: the JSON text of the converted data."""
+    return len(json.dumps(_old_to_json_value(dict(value)), default=str))
+
+
+def _json_inputs(leaves: st.SearchStrategy[Any], keys: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Nested data as callers pass it: dicts with any keys, lists, tuples, sets, objects needing repr."""
+    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple)
+                        | st.frozensets(st.integers(0, 9), max_size=3) | st.dictionaries(keys, inner, max_size=4),
+                        max_leaves=25)
+
+
+_keys = st.text(max_size=6) | st.integers(-3, 3) | st.none()
+_leaves = (st.none() | st.booleans() | st.integers() | st.integers(2**64, 2**300) | st.floats() | st.text()
+           | st.sampled_from([b"\x00bytes", Decimal("1.5")]) | st.builds(object) | st.datetimes())
+_subclasses = st.sampled_from([_Code.A, _Text("sub"), _Ratio(2.5), _Ratio("inf"), _Odd()])
+_data = _json_inputs(_leaves, _keys)
+_any_data = _json_inputs(_leaves | _subclasses, _keys | st.builds(_Text, st.text(max_size=3)) | st.builds(_Odd))
+_limits = st.builds(EventLimits, max_message=st.integers(1, 80), max_depth=st.integers(0, 4),
+                    max_group=st.integers(0, 3), max_notes=st.integers(0, 3),
+                    max_context_bytes=st.integers(2, 400)) | st.just(DEFAULT_LIMITS)
+_offsets = st.builds(timezone, st.timedeltas(min_value=-timedelta(hours=23, minutes=59),
+                                             max_value=timedelta(hours=23, minutes=59)))
+_aware = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                      timezones=st.just(timezone.utc) | _offsets)
+_any_time = st.datetimes(timezones=st.none() | st.timezones() | _offsets)  # naive, named zones, overflow at the ends
+_text_subclass = st.builds(_Text, st.text(max_size=5))
+
+
+def _pick(draw: st.DrawFn, odd: bool, usual: st.SearchStrategy[Any], unusual: st.SearchStrategy[Any]) -> Any:
+    """A usual value, or, in an odd example, either kind."""
+    return draw(usual | unusual if odd else usual)
+
+
+def _common_arguments(draw: st.DrawFn, odd: bool) -> dict[str, Any]:
+    """The arguments both builders take."""
+    mappings = st.none() | st.dictionaries(_keys, _data, max_size=5)
+    return {
+        "scope": _pick(draw, odd, scopes, st.just({"kind": "app"})),
+        "id": _pick(draw, odd, st.uuids(), st.uuids().map(str)),
+        "when": _pick(draw, odd, _aware, _any_time),
+        "tags": _pick(draw, odd, st.lists(st.text(max_size=5), max_size=3), st.lists(_text_subclass, min_size=1)),
+        "context": _pick(draw, odd, mappings, st.dictionaries(_keys, _any_data, max_size=5)),
+        "limits": draw(_limits),
+    }
+
+
+@st.composite
+def _make_event_calls(draw: st.DrawFn) -> dict[str, Any]:
+    """make_event's arguments: mostly what callers pass, one example in four anything it accepts or refuses."""
+    odd = draw(st.integers(0, 3)) == 3
+    texts = st.text(max_size=20) | st.text(min_size=20, max_size=200)
+    return {
+        "message": _pick(draw, odd, texts, _text_subclass),
+        "type": _pick(draw, odd, st.text(min_size=1, max_size=20), _text_subclass),
+        "code": _pick(draw, odd, st.none() | texts, _text_subclass),
+        "help": _pick(draw, odd, st.none() | texts, _text_subclass),
+        "details": _pick(draw, odd, st.none() | st.dictionaries(_keys, _data, max_size=5),
+                         st.dictionaries(_keys, _any_data, max_size=5)),
+        **_common_arguments(draw, odd),
+    }
+
+
+@given(_data)
+def test_to_json_value_is_unchanged_and_its_walk_knows_exact_data(value: Any) -> None:
+    """to_json_value returns what it always did, type for type; data its walk calls exact is, and is bounded."""
+    assert _same(to_json_value(value), _old_to_json_value(value))
+    walk = _JsonWalk()
+    data = walk.convert(value)
+    if walk.exact:  # it may call exact data inexact (a subclass under a key written twice): that only costs time
+        assert _exact(data) and walk.bound >= len(json.dumps(data))
+
+
+@given(_make_event_calls())
+def test_make_event_equals_the_validated_event(call: dict[str, Any]) -> None:
+    """make_event builds the event the validating constructors build, and cuts exactly what exceeds the limits."""
+    fast, validated = _fast_and_validated(lambda: make_event(**call))
+    _assert_same_event(fast, validated)
+    if isinstance(fast, ErrorEvent):
+        limit = call["limits"].max_context_bytes
+        expected = [path for path, over in [
+            ("error.message", len(call["message"]) > call["limits"].max_message),
+            ("error.details", bool(call["details"]) and _json_size(call["details"]) > limit),
+            ("context", bool(call["context"]) and _json_size(call["context"]) > limit),
+        ] if over]
+        assert fast.truncated == tuple(expected)
+
+
+@st.composite
+def _event_from_exception_calls(draw: st.DrawFn) -> dict[str, Any]:
+    """An exception chain (causes, contexts, notes, maybe a group and a RunnerError on top) and the other arguments."""
+    odd = draw(st.integers(0, 3)) == 3
+    kinds = st.sampled_from([ValueError, KeyError, RuntimeError, *([_OddMessage] if odd else [])])
+    exc: BaseException | None = None
+    messages = st.text(max_size=20) | st.text(min_size=20, max_size=100)
+    for kind, message, link in draw(st.lists(st.tuples(kinds, messages, st.sampled_from(["cause", "context"])),
+                                             min_size=1, max_size=4)):
+        new = kind(message)
+        notes = draw(st.lists(st.text(max_size=30) | st.integers() | (_text_subclass if odd else st.nothing()),
+                              max_size=4))
+        if notes:
+            new.__notes__ = notes  # an int among them is stored as its repr
+        if exc is not None:
+            setattr(new, "__cause__" if link == "cause" else "__context__", exc)
+        exc = new
+    assert exc is not None
+    if draw(st.booleans()):
+        exc = ExceptionGroup("group", [exc, *draw(st.lists(st.builds(TypeError, st.text(max_size=10)), max_size=4))])
+    if draw(st.booleans()):
+        top = NodeFailed(draw(messages), session="s", step=draw(st.integers(0, 9)), node="n",
+                         details=_pick(draw, odd, st.dictionaries(_keys, _data, max_size=5),
+                                       st.dictionaries(_keys, _any_data, max_size=5)),
+                         help=_pick(draw, odd, st.none() | st.text(max_size=120), _text_subclass))
+        top.__cause__ = exc
+        exc = top
+    return {"exc": exc, **_common_arguments(draw, odd)}
+
+
+@given(_event_from_exception_calls())
+def test_event_from_exception_equals_the_validated_event(call: dict[str, Any]) -> None:
+    """event_from_exception builds the event the validating constructors build, and cuts what exceeds the limits."""
+    fast, validated = _fast_and_validated(lambda: event_from_exception(**call))
+    _assert_same_event(fast, validated)
+    if isinstance(fast, ErrorEvent):
+        exc, limits, context = call["exc"], call["limits"], call["context"]
+        details = {**exc.where(), **exc.details} if isinstance(exc, NodeFailed) else {}
+        assert ("error.message" in fast.truncated) == (len(events_module.safe_str(exc)) > limits.max_message)
+        assert ("error.details" in fast.truncated) == (bool(details) and _json_size(details) > limits.max_context_bytes)
+        assert ("context" in fast.truncated) == (bool(context) and _json_size(context) > limits.max_context_bytes)
+
+
+def test_unvalidated_models_match_model_construct() -> None:
+    """A model built without validation holds what model_construct would set: values, fields given, no extras."""
+    for cls in (ErrorLadder, ErrorEvent):
+        assert cls.__pydantic_post_init__ is None and not cls.__private_attributes__  # nothing _trusted skips
+    fields = {"type": "T", "message": "m", "code": None, "help": None, "details": {"n": 1}, "notes": (), "via": None,
+              "cause": None, "group": ()}
+    given = frozenset(("type", "message", "details"))
+    fast = events_module._trusted(ErrorLadder, dict(fields), given)
+    reference = ErrorLadder.model_construct(**{name: fields[name] for name in given})
+    for slot in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
+        assert getattr(fast, slot) == getattr(reference, slot), slot
+    assert list(fast.__dict__) == list(reference.__dict__)
+
+
+class _NoOffset(tzinfo):
+    """A zone that knows no offset: a time in it is naive."""
+
+    def utcoffset(self, dt: datetime | None) -> None:
+        return None
+
+
+def _noted(note: Any) -> BaseException:
+    """A ValueError with `note` among its notes."""
+    exc = ValueError("noted")
+    exc.__notes__ = ["plain", note]
+    return exc
+
+
+_ODD_CALLS = {
+    "int subclass in details": {"details": {"n": _Code.A}},
+    "str subclass in details": {"details": {"n": _Text("v")}},
+    "float subclass in details": {"details": {"n": _Ratio(2.5)}},
+    "key whose str() is a subclass": {"details": {_Odd(): 1}},
+    "repr that is a subclass": {"context": {"o": _Odd()}},
+    "deep int subclass in context": {"context": {"deep": [[{"n": _Code.A}]]}},
+    "str subclass message": {"message": _Text("m")},
+    "str subclass type": {"type": _Text("T")},
+    "str subclass code": {"code": _Text("c")},
+    "str subclass help": {"help": _Text("h")},
+    "str subclass tag": {"tags": ("ok", _Text("t"))},
+    "tag that is not text": {"tags": ("ok", 3)},
+    "id as text": {"id": str(uuid.UUID(int=1))},
+    "id that is no uuid": {"id": "nope"},
+    "scope as data": {"scope": {"kind": "node", "node": "n", "step": 1}},
+    "naive time": {"when": datetime(2026, 1, 1)},  # refused, as validation refuses it
+    "zone without an offset": {"when": datetime(2026, 1, 1, tzinfo=_NoOffset())},  # naive too
+    "named zone": {"when": datetime(2026, 7, 1, tzinfo=ZoneInfo("Europe/Paris"))},
+    "time that overflows in UTC": {"when": datetime.min.replace(tzinfo=timezone(timedelta(hours=1)))},
+    "time as text": {"when": "2026-01-01T01:00:00+01:00"},
+    "non-UTC fixed offset": {"when": datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=-3, seconds=7)))},
+}
+
+
+@pytest.mark.parametrize("odd", list(_ODD_CALLS.values()), ids=list(_ODD_CALLS))
+def test_make_event_validates_what_it_cannot_vouch_for(odd: dict[str, Any]) -> None:
+    """Inputs the fast path leaves to validation (a subclass, a UUID as text, a naive time) end as validated."""
+    call = {"scope": NodeScope(node="n", step=1), "id": uuid.UUID(int=1), "when": WHEN, "details": {"n": 1},
+            "context": {"s": "x"}, "tags": ("t",), **odd}
+    fast, validated = _fast_and_validated(lambda: make_event(call.pop("message", "m"), **call))
+    _assert_same_event(fast, validated)
+
+
+@pytest.mark.parametrize("exc", [
+    _OddMessage("x"),
+    _noted(_Text("note")),
+    _noted(3),
+    NodeFailed("failed", node="n", help=_Text("help")),
+    NodeFailed("failed", node="n", details={"n": _Code.A, "o": _Odd()}),
+], ids=["str subclass message", "str subclass note", "note that is not text", "str subclass help", "odd details"])
+def test_event_from_exception_validates_what_it_cannot_vouch_for(exc: BaseException) -> None:
+    """Each rung the fast path cannot vouch for is validated, and the event equals the validated one."""
+    fast, validated = _fast_and_validated(lambda: event_from_exception(
+        exc, scope=AppScope(), id=uuid.UUID(int=1), when=WHEN, context={"n": _Ratio(1.5)}))
+    _assert_same_event(fast, validated)
