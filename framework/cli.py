@@ -395,7 +395,7 @@ def read_input(raw: str | None) -> Any:
         source = name or "-"
         try:
             text = sys.stdin.read() if name in ("", "-") else Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise InputError(f"cannot read input file {name}: {reason}") from None
     try:

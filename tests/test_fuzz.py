@@ -358,6 +358,7 @@ def _cli_env(tmp_path: Path) -> tuple[Path, Path]:
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(raw=st.text(max_size=80) | _INPUTS | json_values.map(json.dumps))
+@example(raw="@\x00")  # a NUL in the file name: Path.read_text raises ValueError, not OSError
 def test_cli_input_on_arbitrary_strings_is_a_short_message_and_an_exit_code(tmp_path: Path, raw: str) -> None:
     """`railgraph run --input X` for any X exits 0 or with a typed code and prints no traceback."""
     target, config = _cli_env(tmp_path)
