@@ -15,8 +15,8 @@ Layout (schema version 3). Per session, append-only logs and a small row per che
 * ``outbox`` — every committed event with a global sequence (the sinks' source), written in the
   checkpoint's transaction, with the errors store's columns; ``cursors`` — one delivery cursor
   per sink.
-* ``errors`` — the dedicated errors store: append-only, idempotent on event id, indexed by
-  session/step, node, code and time. It is filled from the outbox rows flagged ``store = 1``
+* ``errors`` — the dedicated errors store: append-only (a rowid table), idempotent on event id
+  (a unique index), indexed by session/step, node, code and time. It is filled from the outbox rows flagged ``store = 1``
   (``Delta.write_errors_store``) through a cursor (``meta.errors_cursor``), in batches: once
   ``STORE_BATCH`` events are pending, at release and close, and always before the store is read,
   so a reader never sees less than what was committed. The copy is idempotent (a crash between two
@@ -152,10 +152,24 @@ _V2 = (
 # session go through the checkpoints. Changed user keys of ``extra`` ride in the checkpoint row
 # (``extra_delta``) and reach the ``extra`` table in one write per session every ``EXTRA_FLUSH``
 # steps; ``extra_from`` names the step up to which the table is complete (``NULL``: this step).
+#
+# The errors store becomes a rowid table (appended at its end) with a unique index on the event
+# id: keyed by the (random) id itself, each copied row landed on a random page of the whole table.
 _V3 = (
     "DROP INDEX IF EXISTS outbox_session",
     "ALTER TABLE checkpoints ADD COLUMN extra_from INTEGER",
     "ALTER TABLE checkpoints ADD COLUMN extra_delta TEXT",
+    """CREATE TABLE errors_v3 (id TEXT NOT NULL, session TEXT NOT NULL, step INTEGER NOT NULL, ord INTEGER NOT NULL,
+        node TEXT, code TEXT, scope TEXT NOT NULL, at TEXT NOT NULL, seq INTEGER, data TEXT)""",
+    "INSERT INTO errors_v3 SELECT id, session, step, ord, node, code, scope, at, seq, data FROM errors "
+    "ORDER BY session, step, ord",
+    "DROP TABLE errors",
+    "ALTER TABLE errors_v3 RENAME TO errors",
+    "CREATE UNIQUE INDEX errors_id ON errors (id)",
+    "CREATE INDEX errors_session ON errors (session, step, ord)",
+    "CREATE INDEX errors_node ON errors (node, at)",
+    "CREATE INDEX errors_code ON errors (code, at)",
+    "CREATE INDEX errors_at ON errors (at)",
 )
 
 # index i upgrades schema version i to i + 1; a future version appends its statements here

@@ -90,6 +90,10 @@ def test_a_schema_2_file_migrates_and_reads_back_the_same(v2: Path, want: dict[s
         assert {"extra_from", "extra_delta"} <= {r[1] for r in raw(v2, "PRAGMA table_info(checkpoints)")}
         assert raw(v2, "SELECT COUNT(*) FROM checkpoints WHERE extra_from IS NOT NULL OR extra_delta IS NOT NULL"
                    ) == [(0,)]
+        # the errors store is a rowid table now, its id a unique index, every row kept (and caught up)
+        assert raw(v2, "SELECT sql LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE name = 'errors'") == [(0,)]
+        assert raw(v2, "SELECT \"unique\" FROM pragma_index_list('errors') WHERE name = 'errors_id'") == [(1,)]
+        assert raw(v2, "SELECT COUNT(*) FROM errors") == [(sum(len(want[s]["stored_errors"]) for s in SESSIONS),)]
 
 
 def test_a_migrated_session_takes_more_than_64_steps_and_reads_back_every_step(v2: Path, want: dict[str, Any]

@@ -393,9 +393,10 @@ def test_the_errors_store_is_indexed_by_session_step_node_code_and_time(durable:
     if durable.name == "sqlite":
         import sqlite3
         with sqlite3.connect(durable.path) as conn:
-            names = [r[1] for r in conn.execute("PRAGMA index_list(errors)")]
-            leading = {tuple(c[2] for c in conn.execute(f"PRAGMA index_info({n})"))[:2] for n in names}
-            pk = [r[1] for r in conn.execute("PRAGMA table_info(errors)") if r[5]]
+            indexes = conn.execute("PRAGMA index_list(errors)").fetchall()  # (seq, name, unique, ...)
+            leading = {tuple(c[2] for c in conn.execute(f"PRAGMA index_info({n})"))[:2] for _, n, *_ in indexes}
+            pk = [cols[0] for _, n, unique, *_ in indexes if unique
+                  for cols in [[c[2] for c in conn.execute(f"PRAGMA index_info({n})")]] if cols == ["id"]]
         conn.close()
     else:
         import psycopg
