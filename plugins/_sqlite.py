@@ -81,7 +81,7 @@ SCHEMA_VERSION = 3
 ROW_FORMAT = 1
 # the errors store is filled from the outbox in batches: when this many flagged events a store
 # instance committed are not copied yet (and at release, close, and before any read of the store)
-STORE_BATCH = 256
+STORE_BATCH = 1024
 # changed user keys of extra are copied from the checkpoint rows into the extra table once a session
 # has this many steps, or EXTRA_FLUSH_BYTES of changes, not copied yet (a read applies at most that)
 EXTRA_FLUSH = 64
