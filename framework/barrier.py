@@ -254,14 +254,18 @@ def merge(channels: Channels, partials: Sequence[tuple[str, NodePartial]], polic
     dropped, summary, summary_changed, rewritten = 0, None, False, False
     appended: tuple[ErrorEvent, ...] = ()
     if events:
+        old_errors = errors
         errors = errors + events
-        if policy.channel_limit is not None and len(errors) > policy.channel_limit:
+        whole = policy.channel_limit is None or len(errors) <= policy.channel_limit
+        if not whole:
             errors = errors[-policy.channel_limit:]
         versions["errors"] += 1
         changed.add("errors")
         if policy.writes_extra:
             old_arr: tuple[ErrorEvent, ...] = tuple(extra.get(ERRORS_KEY, ()))
-            arr = old_arr + events
+            # uncapped, extra["errors"] and the channel are one tuple (both start as the empty one):
+            # share the new one rather than copy every event again
+            arr = errors if old_arr is old_errors and whole and policy.capper is None else old_arr + events
             if policy.capper is not None:
                 arr = tuple(policy.capper(arr))
                 dropped, summary, summary_changed, rewritten = errors_delta(old_arr, events, arr)

@@ -321,6 +321,9 @@ class Runner:
         errors = tuple(self.checkpointer.session_events(session))
         if self.settings.errors.channel_limit is not None:
             errors = errors[-self.settings.errors.channel_limit:]
+        rail = cp.extra.get(ERRORS_KEY)
+        if isinstance(rail, tuple) and len(rail) == len(errors) and all(a.id == b.id for a, b in zip(rail, errors)):
+            errors = rail  # the same events: one tuple, which the barrier then extends for both
         return _Live(cp, self._channels_of(cp, errors))
 
     def _make_ctx(self, session: str, step: int) -> Callable[[str, int], NodeContext]:
