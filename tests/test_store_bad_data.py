@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_helpers import Backend, backend_fixture, counter_graph
+from store_helpers import Backend, backend_fixture, counter_graph, make_backend
 
 from railgraph import CheckpointError
 
@@ -67,28 +67,41 @@ def close_all(backend: Backend) -> None:
     backend.opened.clear()
 
 
-@pytest.mark.parametrize(("sql", "step", "what"), [
-    ("UPDATE {s}.extra SET value = '{not json' WHERE key = 'n' AND step = 5", 5, "extra['n']"),
-    # SQLite keeps a step's changed keys in its checkpoint row until a flush copies them to extra
-    ("UPDATE {s}.checkpoints SET extra_delta = '[[\"n\", \"{not json\"]]' WHERE step = 5", 5, "extra['n']"),
-    ("UPDATE {s}.checkpoints SET extra_delta = '{\"n\": 5}' WHERE step = 5", 5, "extra_delta is not a list"),
-    ("UPDATE {s}.checkpoints SET extra_from = 9 WHERE step = 5", 5, "extra_from holds 9"),
+# (layout, statement, step, what the error names): each backend gets the corruptions of its own layout
+_CORRUPTIONS = [
+    # PostgreSQL writes a row per changed key; SQLite keeps a step's changed keys in its checkpoint
+    # row until a flush copies them to the extra table
+    ("postgres", "UPDATE {s}.extra SET value = '{not json' WHERE key = 'n' AND step = 5", 5, "extra['n']"),
+    ("sqlite", "UPDATE {s}.checkpoints SET extra_delta = '[[\"n\", \"{not json\"]]' WHERE step = 5", 5,
+     "extra['n']"),
+    ("sqlite", "UPDATE {s}.checkpoints SET extra_delta = '{\"n\": 5}' WHERE step = 5", 5, "extra_delta is not a list"),
+    ("sqlite", "UPDATE {s}.checkpoints SET extra_from = 9 WHERE step = 5", 5, "extra_from holds 9"),
     # the rail entry of step 5 shares the outbox row: extra["errors"] is decoded first
-    ("UPDATE {s}.outbox SET data = '{\"id\": 1}' WHERE step = 5", 5, 'extra["errors"] entry 3 is unreadable'),
-    ("UPDATE {s}.rail SET data = 'nope', seq = NULL WHERE step = 5", 5, 'extra["errors"] entry'),
+    ("any", "UPDATE {s}.outbox SET data = '{\"id\": 1}' WHERE step = 5", 5, 'extra["errors"] entry 3 is unreadable'),
+    ("postgres", "UPDATE {s}.rail SET data = 'nope', seq = NULL WHERE step = 5", 5, 'extra["errors"] entry'),
     # SQLite keeps an entry that is its step's own event as the outbox row (rail_pos), not a rail row
-    ("UPDATE {s}.outbox SET rail_pos = 'x' WHERE step = 5", 5, 'entries of extra["errors"] are missing'),
-    ("UPDATE {s}.messages SET data = '[1]' WHERE step = 5", 5, "message"),
-    ("UPDATE {s}.checkpoints SET seen = '[]' WHERE step = 5", 5, "versions_seen"),
-    ("UPDATE {s}.checkpoints SET format = 99 WHERE step = 5", 5, "unknown checkpoint format version 99"),
-])
-def test_corrupt_rows_are_a_clear_error_and_nothing_is_overwritten(durable: Backend, sql: str, step: int,
-                                                                   what: str) -> None:
+    ("sqlite", "UPDATE {s}.outbox SET rail_pos = 'x' WHERE step = 5", 5, 'entries of extra["errors"] are missing'),
+    ("any", "UPDATE {s}.messages SET data = '[1]' WHERE step = 5", 5, "message"),
+    ("any", "UPDATE {s}.checkpoints SET seen = '[]' WHERE step = 5", 5, "versions_seen"),
+    ("any", "UPDATE {s}.checkpoints SET format = 99 WHERE step = 5", 5, "unknown checkpoint format version 99"),
+]
+
+
+@pytest.mark.parametrize(("name", "sql", "step", "what"), [
+    pytest.param(name, sql, step, what, id=f"{name}-{i}")
+    for i, (layout, sql, step, what) in enumerate(_CORRUPTIONS)
+    for name in ("sqlite", "postgres") if layout in ("any", name)])
+def test_corrupt_rows_are_a_clear_error_and_nothing_is_overwritten(name: str, sql: str, step: int, what: str,
+                                                                   tmp_path: Path) -> None:
     """A corrupted row makes loading (and resuming) fail with a CheckpointError naming session, step and part."""
-    layout = ("sqlite" if "rail_pos" in sql or "extra_" in sql
-              else "postgres" if "{s}.rail " in sql or "{s}.extra " in sql else durable.name)
-    if layout != durable.name:
-        pytest.skip(f"this corruption is of the {layout} rail layout")
+    durable = make_backend(name, tmp_path)
+    try:
+        _corrupt_and_load(durable, sql, step, what)
+    finally:
+        durable.close()
+
+
+def _corrupt_and_load(durable: Backend, sql: str, step: int, what: str) -> None:
     populate(durable)
     close_all(durable)
     execute(durable, sql)
