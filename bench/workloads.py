@@ -196,8 +196,14 @@ def _lg_saver(kind: str, path: str | None) -> Any:
     raise ValueError(kind)
 
 
-def lg_w1(saver: str = "none", *, path: str | None = None, events: bool = False) -> Callable[[], Run]:
-    """W1 (or W3 with `events`) on LangGraph with no checkpointer, InMemorySaver or SqliteSaver."""
+def lg_w1(saver: str = "none", *, path: str | None = None, events: bool = False,
+          durability: str | None = None) -> Callable[[], Run]:
+    """W1 (or W3 with `events`) on LangGraph with no checkpointer, InMemorySaver or SqliteSaver.
+
+    `durability` is LangGraph's ``invoke(durability=...)``: ``None`` keeps its default (``"async"``: a
+    step's checkpoint is written in the background while the next step runs), ``"sync"`` writes each
+    checkpoint before the next step starts (what railgraph always does).
+    """
     from langgraph.graph import END, START, StateGraph
 
     stamps: list[float] = []
@@ -222,8 +228,9 @@ def lg_w1(saver: str = "none", *, path: str | None = None, events: bool = False)
         stamps.clear()
         config = {"recursion_limit": W1_STEPS + 10, "configurable": {"thread_id": str(uuid.uuid4())}}
         start: dict[str, Any] = {"n": 0, "errors": []} if events else {"n": 0}
+        kwargs = {"durability": durability} if durability is not None else {}
         t0 = clock()
-        out = graph.invoke(start, config)
+        out = graph.invoke(start, config, **kwargs)
         t = clock() - t0
         assert out["n"] == W1_STEPS, out["n"]
         return Run(t, W1_STEPS, list(stamps))
