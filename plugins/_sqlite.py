@@ -86,12 +86,18 @@ STORE_BATCH = 1024
 # has this many steps, or EXTRA_FLUSH_BYTES of changes, not copied yet (a read applies at most that)
 EXTRA_FLUSH = 64
 EXTRA_FLUSH_BYTES = 256 * 1024
-# SQLite's defaults, measured against the alternatives on W1/W3: 1-2 KiB pages make a commit's
-# WAL frames cheaper (~5-10%) but the b-trees deepen faster, so a step's cost grows over a long
-# run (last 200 steps / first 200: ~1.6 against ~1.4); a checkpoint thread (no fsync in the
-# commit path) lost to the GIL and the extra copying on two cores.
+# SQLite's default page size, measured against the alternatives on W1/W3: 1-2 KiB pages make a
+# commit's WAL frames cheaper (~5-10%) but the b-trees deepen faster, so a step's cost grows over a
+# long run (last 200 steps / first 200: ~1.6 against ~1.4).
 PAGE_SIZE = 4096
+# WAL checkpoints (copying the WAL into the database file, an fsync before and after) run on a
+# background thread with its own connection every CHECKPOINT_EVERY commits of a store instance:
+# SQLite does that work without the GIL. It never catches up with a writer that keeps committing,
+# so when it has copied what it saw, the writer copies the few frames committed meanwhile (and the
+# WAL restarts from its beginning). SQLite's own autocheckpoint stays on, at AUTOCHECKPOINT pages,
+# should the thread fall behind. W3: about -5% (the copy and the fsyncs leave the commit path).
 AUTOCHECKPOINT = 1000
+CHECKPOINT_EVERY = 256
 T = TypeVar("T")
 _MALFORMED = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
 
@@ -312,6 +318,60 @@ class _SessionLocks:
             fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, off)
 
 
+class _WalCheckpointer:
+    """A daemon thread that runs ``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection when poked.
+
+    Best effort: a failure (a busy lock, a file gone) is ignored; the writer's autocheckpoint still
+    bounds the WAL. `finish_due` tells the writer that the thread copied all it saw.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.finish_due = False
+
+    def poke(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=f"railgraph-wal-{self.path.name}", daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                try:
+                    busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    continue
+                self.finish_due = not busy and log == done
+        finally:
+            conn.close()
+
+    def finish(self, conn: sqlite3.Connection) -> None:
+        """On the writing connection, between transactions: copy what the thread's pass left."""
+        self.finish_due = False
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            pass
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
 class SqliteCheckpointer(LatestCache):
     """A durable store in one SQLite file; see the module docstring for the layout.
 
@@ -353,6 +413,8 @@ class SqliteCheckpointer(LatestCache):
             self._conn.close()
             raise CheckpointError(f"cannot open the SQLite store {self.path}: {type(exc).__name__}: {exc}") from exc
         self._locks = _SessionLocks.for_path(str(self.path) + "-sessions.lock")
+        self._wal = _WalCheckpointer(self.path)
+        self._commits = 0
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -647,6 +709,11 @@ class SqliteCheckpointer(LatestCache):
                 raise CheckpointError(f"could not commit session {session!r} step {cp.step} to {self.path}: "
                                       f"{type(exc).__name__}: {exc}", session=session, step=cp.step) from exc
             self._unstored = 0 if catch_up else self._unstored + flagged
+            self._commits += 1
+            if self._wal.finish_due:
+                self._wal.finish(self._conn)
+            if CHECKPOINT_EVERY and self._commits % CHECKPOINT_EVERY == 0:
+                self._wal.poke()
             self._remember(session, (cp, new_meta))
 
     def _apply(self, conn: sqlite3.Connection, cp: Checkpoint, plan: WritePlan, enc: EncodedRows,
@@ -830,6 +897,7 @@ class SqliteCheckpointer(LatestCache):
         self._flush()
         for session in list(self._mine):
             self.release(session)
+        self._wal.close()
         with self._lock:
             self._cache.clear()
             self._conn.close()

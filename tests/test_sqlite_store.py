@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from test_store_conformance import checkpoint, ev
 
 from railgraph.checkpoint import Delta
@@ -167,3 +169,27 @@ def test_reads_by_session_do_not_walk_other_sessions_outbox_rows(tmp_path: Path)
         assert busy <= quiet + 2, (quiet, busy)
     alone.close()
     crowded.close()
+
+
+def test_wal_checkpoints_run_off_the_commit_path_and_the_wal_restarts(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A background thread copies the WAL into the database file; the writer finishes the last few
+    frames, so the WAL restarts from its beginning even with SQLite's own autocheckpoint out of reach."""
+    from railgraph.plugins import _sqlite
+
+    monkeypatch.setattr(_sqlite, "CHECKPOINT_EVERY", 16)
+    path = tmp_path / "rg.db"
+    store = SqliteCheckpointer(path)
+    store._conn.execute("PRAGMA wal_autocheckpoint = 1000000")  # only the thread and the writer's finish remain
+    store.commit(checkpoint("s", 1), Delta(first=True))
+    for step in range(2, 600):
+        store.commit(checkpoint("s", step, extra={"n": step}, events=(ev(step),)), Delta(extra_keys=frozenset({"n"})))
+    thread = store._wal._thread
+    assert thread is not None and thread.is_alive()
+    # the WAL file grows to its high-water mark and is reused from the start after a restart:
+    # ~3 frames a commit make ~1,800 frames without restarts; with them, a few rounds' worth
+    frames = (Path(f"{path}-wal").stat().st_size - 32) // (4096 + 24)
+    assert frames < 600, frames
+    assert store.latest("s").extra["n"] == 599 and store.integrity_check() == "ok"
+    store.close()
+    assert not thread.is_alive()
