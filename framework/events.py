@@ -15,8 +15,10 @@ This module does no I/O: clocks and id factories are passed in by the caller.
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -355,6 +357,18 @@ def _json_size_over(value: Any, limit: int) -> tuple[bool, int]:
     return size > limit, size
 
 
+_CUT_MARK = re.compile(r"… \[truncated \d+ chars\]\Z")
+
+
+def _fits(text: str, limit: int) -> bool:
+    """Whether `text` is within `limit` characters, not counting the marker a cut ends with: a text
+    cut once (by a builder) is not cut again (by `bound_event`), which would lose the count it states."""
+    if len(text) <= limit:
+        return True
+    mark = _CUT_MARK.search(text, max(0, len(text) - 48))
+    return mark is not None and mark.start() <= limit
+
+
 class _Cutter:
     """Applies `EventLimits` while building, remembering which paths were cut."""
 
@@ -367,7 +381,7 @@ class _Cutter:
 
     def text(self, value: str, path: str) -> str:
         limit = self.limits.max_message
-        if len(value) <= limit:
+        if _fits(value, limit):
             return value
         self.cut.append(path)
         kept = value[:limit]
@@ -552,16 +566,27 @@ def make_event(
                            "details": cut.data(dict(details), "error.details") if details else {}, **_NO_CHAIN},
                      _LADDER_GIVEN)
     ctx = cut.data(dict(context), "context") if context else {}
-    return _event(cut, id=id, when=when, scope=scope, error=ladder, tags=tuple(tags), context=ctx,
-                  truncated=tuple(cut.cut))
+    event = _event(cut, id=id, when=when, scope=scope, error=ladder, tags=tuple(tags), context=ctx,
+                   truncated=tuple(cut.cut))
+    if not cut.cut and (help is None or len(help) <= limits.max_message):  # then all of it is within `limits`
+        if len(_WITHIN) >= 1024:
+            _WITHIN.clear()
+        _WITHIN[builtins.id(event)] = (event, limits)
+    return event
+
+
+# Events make_event built within their limits (one rung, no notes: message, details, context and help
+# bounded), by object id with the event itself (an id is reused only once its object is gone), so
+# that bound_event need not measure them again. Bounded; a miss only costs the full check.
+_WITHIN: dict[int, tuple[ErrorEvent, EventLimits]] = {}
 
 
 def _bound_rung(rung: ErrorLadder, depth: int, cut: _Cutter, path: str) -> ErrorLadder:
     lim = cut.limits
     update: dict[str, Any] = {}
-    if len(rung.message) > lim.max_message:
+    if not _fits(rung.message, lim.max_message):
         update["message"] = cut.text(rung.message, f"{path}.message")
-    if rung.help is not None and len(rung.help) > lim.max_message:
+    if rung.help is not None and not _fits(rung.help, lim.max_message):
         update["help"] = cut.text(rung.help, f"{path}.help")
     if rung.details and _json_size_over(rung.details, lim.max_context_bytes)[0]:
         update["details"] = cut.data(dict(rung.details), f"{path}.details")
@@ -569,7 +594,7 @@ def _bound_rung(rung: ErrorLadder, depth: int, cut: _Cutter, path: str) -> Error
     if len(notes) > lim.max_notes:
         cut.cut.append(f"{path}.notes")
         notes = notes[: lim.max_notes]
-    if notes and max(map(len, notes)) > lim.max_message:
+    if notes and not all(_fits(n, lim.max_message) for n in notes):
         notes = tuple(cut.text(n, f"{path}.notes.{i}") for i, n in enumerate(notes))
     if notes is not rung.notes:
         update["notes"] = notes
@@ -602,6 +627,12 @@ def bound_event(event: ErrorEvent, limits: EventLimits = DEFAULT_LIMITS) -> Erro
     Returns `event` itself when it is within the limits; otherwise a copy (same ``id``) with the
     oversized parts cut as `event_from_exception` cuts them, and the cut paths added to ``truncated``.
     """
+    known = _WITHIN.get(builtins.id(event))
+    if known is not None and known[0] is event:
+        built = known[1]
+        if built is limits or (built.max_message <= limits.max_message
+                               and built.max_context_bytes <= limits.max_context_bytes):
+            return event
     cut = _Cutter(limits)
     error = _bound_rung(event.error, 0, cut, "error")
     update: dict[str, Any] = {}

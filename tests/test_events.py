@@ -30,6 +30,8 @@ from railgraph.events import (
     EventLimits,
     NodeScope,
     _JsonWalk,
+    _fits,
+    bound_event,
     event_from_exception,
     ladder_from_exception,
     make_event,
@@ -400,7 +402,7 @@ def test_make_event_equals_the_validated_event(call: dict[str, Any]) -> None:
     if isinstance(fast, ErrorEvent):
         limit = call["limits"].max_context_bytes
         expected = [path for path, over in [
-            ("error.message", len(call["message"]) > call["limits"].max_message),
+            ("error.message", not _fits(call["message"], call["limits"].max_message)),
             ("error.details", bool(call["details"]) and _json_size(call["details"]) > limit),
             ("context", bool(call["context"]) and _json_size(call["context"]) > limit),
         ] if over]
@@ -524,3 +526,33 @@ def test_event_from_exception_validates_what_it_cannot_vouch_for(exc: BaseExcept
     fast, validated = _fast_and_validated(lambda: event_from_exception(
         exc, scope=AppScope(), id=uuid.UUID(int=1), when=WHEN, context={"n": _Ratio(1.5)}))
     _assert_same_event(fast, validated)
+
+
+@given(_make_event_calls(), _limits)
+def test_bound_event_knows_make_event_output_and_answers_as_the_full_check(call: dict[str, Any],
+                                                                          wanted: EventLimits) -> None:
+    """bound_event skips measuring an event make_event built within limits at least as tight as the
+    ones asked for: its answer (the same object, or a cut copy) is the one the full check gives."""
+    built = _outcome(lambda: make_event(**call))
+    if not isinstance(built, ErrorEvent):
+        return
+    fast = bound_event(built, wanted)
+    events_module._WITHIN.clear()  # noqa: SLF001 - the full check, with nothing known
+    slow = bound_event(built, wanted)
+    assert (fast is built) == (slow is built)
+    assert fast == slow and fast.to_json() == slow.to_json()
+
+
+def test_a_cut_text_is_not_cut_again_and_keeps_its_count() -> None:
+    """A message a builder cut ends with a marker that states how much went; bound_event (which the
+    runner applies to every event) leaves it, so the count stays true; a longer text is still cut."""
+    limits = EventLimits(max_message=100)
+    event = make_event("x" * 500 + " tail", scope=NodeScope(node="n", step=1), id=uuid.uuid4(), when=WHEN,
+                       limits=limits)
+    assert event.error.message.endswith("… [truncated 405 chars]") and event.truncated == ("error.message",)
+    events_module._WITHIN.clear()  # noqa: SLF001 - the full check
+    assert bound_event(event, limits) is event
+    tighter = bound_event(event, EventLimits(max_message=64))
+    assert tighter.error.message.endswith("chars]") and len(tighter.error.message) < 100
+    assert _fits("y" * 100 + "… [truncated 7 chars]", 100) and not _fits("y" * 101 + "… [truncated 7 chars]", 100)
+    assert not _fits("y" * 101, 100) and _fits("y" * 100, 100)

@@ -97,6 +97,20 @@ def test_event_limits_hold_end_to_end_through_a_graph_a_store_and_a_sink(tmp_pat
         p.endswith(".cause") for p in runner_fail.truncated)
 
 
+def test_a_long_node_message_keeps_the_count_its_cut_states(tmp_path: Path) -> None:
+    """A node's 10,000-character message is cut once, by ctx.event: the stored event says how many
+    characters went (the runner's bound on every event does not cut it a second time)."""
+    def emits(state, ctx):
+        return {"errors": [ctx.event("word " * 2000)]}
+    b = GraphBuilder().add_node("emits", emits)
+    b.add_edge(START, "emits").add_edge("emits", END)
+    with b.compile(settings=sqlite(tmp_path / "s.db")) as g:
+        g.invoke({}, session="s")
+        (event,) = g.errors("s")
+    kept, _, rest = event.error.message.partition("… [truncated ")
+    assert rest == f"{10_000 - len(kept)} chars]" and len(kept) <= 4096 and event.truncated == ("error.message",)
+
+
 def test_truncation_does_not_keep_half_of_a_secret_token(tmp_path: Path) -> None:
     """A message cut in the middle of a URL with a password drops the whole token, so no half-password
     escapes the redactor's patterns (which need the whole `user:pass@` form)."""
