@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future
@@ -71,6 +72,8 @@ class _Live:
     cp: Checkpoint
     channels: Channels
     app_events: list[ErrorEvent] = field(default_factory=list)
+    # sinks this run left to another worker holding their delivery lease (see `Runner.deliver`)
+    lease_waits: set[str] = field(default_factory=set)
 
 
 class _SinkWorker:
@@ -390,6 +393,7 @@ class Runner:
         per sink at a time: a run that finds another run delivering to a sink skips it.
         """
         delivered = 0
+        lease = getattr(self.checkpointer, "lease_sink", None)
         for sink in self.sinks:
             state = self._sink_states.get(sink.name)
             if state is None:
@@ -398,10 +402,40 @@ class Runner:
             if not state.lock.acquire(blocking=False):
                 continue
             try:
-                delivered += self._deliver_one(sink, state, live)
+                leased = False
+                if lease is not None:
+                    try:
+                        leased = lease(sink.name)
+                    except Exception:  # deliver without it: a repeated line at worst, never a lost one
+                        leased = None
+                    if leased is False:  # another worker is delivering this sink's backlog, ours included
+                        if live is not None:
+                            live.lease_waits.add(sink.name)
+                        continue
+                try:
+                    delivered += self._deliver_one(sink, state, live)
+                finally:
+                    if leased:
+                        self._release_lease(sink.name)
             finally:
                 state.lock.release()
         return delivered
+
+    def _release_lease(self, sink: str) -> None:
+        try:
+            self.checkpointer.release_sink(sink)  # type: ignore[attr-defined]
+        except Exception:  # noqa: S110 - the store drops it with the worker (lock file, connection)
+            pass
+
+    def _deliver_tail(self, live: _Live) -> None:
+        """At the end of a run that left deliveries to another worker: wait (up to ``runner.sink_timeout``)
+        for that worker's delivery to end, and deliver what is left, so this run's last events are
+        not left waiting for a later run."""
+        deadline = time.monotonic() + self.settings.runner.sink_timeout
+        while live.lease_waits and time.monotonic() < deadline:
+            time.sleep(0.005)
+            live.lease_waits = set()
+            self.deliver(live)
 
     def _deliver_one(self, sink: Sink, state: _SinkState, live: _Live | None) -> int:
         if True:
@@ -806,6 +840,8 @@ class Runner:
             live.app_events.append(self._app_event(err, tags=("plugin-error",)))
         if not isinstance(error, CheckpointError):
             self._flush_app(live)
+        if live.lease_waits:
+            self._deliver_tail(live)
 
     def _steps(self, live: _Live, limit: int, stop_after: int | None = None
                ) -> Generator[tuple[list[str], Snapshot, Any], Any, None]:

@@ -258,6 +258,27 @@ class PostgresCheckpointer(LatestCache):
             except self._psycopg.Error:
                 self._claims.close()  # the server drops the claim with the connection
 
+    def lease_sink(self, sink: str) -> bool:
+        """Take `sink`'s delivery lease for this worker (``pg_try_advisory_lock``, no waiting); ``False``
+        if another worker holds it (it then delivers the outbox's backlog, every worker's events included)."""
+        with self._lock:
+            def take() -> bool:
+                if self._claims is None or self._claims.closed or self._claims.broken:
+                    self._claims = self._connect()
+                return bool(self._claims.execute("SELECT pg_try_advisory_lock(%s)",
+                                                 (_key("railgraph-sink:" + sink),)).fetchone()[0])
+            return self._guard(None, None, take)
+
+    def release_sink(self, sink: str) -> None:
+        """Give the delivery lease of `sink` back."""
+        with self._lock:
+            if self._claims is None or self._claims.closed:
+                return
+            try:
+                self._claims.execute("SELECT pg_advisory_unlock(%s)", (_key("railgraph-sink:" + sink),))
+            except self._psycopg.Error:
+                self._claims.close()  # the server drops every lock of the connection with it
+
     # -- reading -----------------------------------------------------------------------------------
 
     def _decode(self, conn: Any, session: str, row: tuple[Any, ...]) -> tuple[Checkpoint, _Meta]:

@@ -98,6 +98,8 @@ PAGE_SIZE = 4096
 # should the thread fall behind. W3: about -5% (the copy and the fsyncs leave the commit path).
 AUTOCHECKPOINT = 1000
 CHECKPOINT_EVERY = 256
+# a sink's delivery lease is a claim under this prefix (session ids cannot hold a NUL)
+_SINK_LEASE = "\x00sink:"
 T = TypeVar("T")
 _MALFORMED = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
 
@@ -504,6 +506,20 @@ class SqliteCheckpointer(LatestCache):
             self._mine.discard(session)
             self._locks.release(session)
         self._cache.pop(session, None)
+
+    def lease_sink(self, sink: str) -> bool:
+        """Take `sink`'s delivery lease for this worker, without waiting; ``False`` if another worker holds
+        it (it then delivers the outbox's backlog, every worker's events included). A record lock on
+        the claims file, like a session claim: the kernel drops it if the worker dies."""
+        try:
+            self._locks.acquire(_SINK_LEASE + sink, (id(self), threading.get_ident()))
+        except SessionBusyError:
+            return False
+        return True
+
+    def release_sink(self, sink: str) -> None:
+        """Give the delivery lease of `sink` back (idempotent)."""
+        self._locks.release(_SINK_LEASE + sink)
 
     # -- reading -----------------------------------------------------------------------------------
 

@@ -55,3 +55,32 @@ def test_receives_the_events_a_graph_commits() -> None:
         expected = [e.id for e in g.errors("s")]
     rows = [json.loads(line) for line in Path(".railgraph/errors.jsonl").read_text().splitlines()]
     assert [ErrorEvent.from_data(r["event"]).id for r in rows] == expected and len(expected) == 3
+
+
+def test_a_run_that_finds_the_lease_held_delivers_its_last_events_once_it_is_free(tmp_path: Path) -> None:
+    """Another worker holds the sink's delivery lease for the whole run: the run delivers nothing on
+    the way, waits at its end for the lease, and then delivers every event it committed."""
+    import threading
+    import time
+
+    from railgraph.plugins.sqlite_store import SqliteCheckpointer
+
+    db, out = tmp_path / "rg.db", tmp_path / "e.jsonl"
+    other = SqliteCheckpointer(db)  # another worker on the same store
+    assert other.lease_sink("jsonl_sink")
+
+    def emit(state: Any, ctx: Any) -> NodePartial:
+        return NodePartial(extra={"n": state.extra.get("n", 0) + 1}, errors=[ctx.event("e")])
+    builder = GraphBuilder().add_node("emit", emit)
+    builder.add_edge(START, "emit").add_conditional_edges("emit", lambda s: "emit" if s.extra["n"] < 5 else END)
+    settings = Settings(plugins={"sqlite_store": {"path": str(db)}, "jsonl_sink": {"enabled": True, "path": str(out)}})
+    release = threading.Timer(0.3, other.release_sink, args=("jsonl_sink",))
+    with builder.compile(settings) as g:
+        release.start()
+        started = time.monotonic()
+        g.invoke({}, session="s")
+        waited = time.monotonic() - started
+        expected = [e.id for e in g.errors("s")]
+    rows = [ErrorEvent.from_data(json.loads(line)["event"]).id for line in out.read_text().splitlines()]
+    assert rows == expected and len(expected) == 5 and waited >= 0.25
+    other.close()

@@ -442,3 +442,18 @@ def test_postgres_refuses_to_commit_after_losing_its_claim(tmp_path: Any) -> Non
         assert [s for s, _, _ in store.history("s")] == [1]
     finally:
         b.close()
+
+
+def test_one_worker_at_a_time_holds_a_sinks_delivery_lease(durable: Backend) -> None:
+    """The shared stores lend a sink's delivery to one worker at a time (another store instance is
+    another worker); the lease is free again once given back, and is not a session claim."""
+    a, b = durable.open(), durable.open()
+    assert a.lease_sink("jsonl") is True
+    assert b.lease_sink("jsonl") is False and b.lease_sink("otel") is True  # per sink
+    b.acquire("jsonl")  # a session of the same name is another lock
+    b.release("jsonl")
+    a.release_sink("jsonl")
+    assert b.lease_sink("jsonl") is True and a.lease_sink("jsonl") is False
+    b.release_sink("jsonl")
+    b.release_sink("otel")
+    b.release_sink("otel")  # idempotent
