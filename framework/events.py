@@ -15,7 +15,6 @@ This module does no I/O: clocks and id factories are passed in by the caller.
 
 from __future__ import annotations
 
-import builtins
 import json
 import math
 import re
@@ -566,19 +565,8 @@ def make_event(
                            "details": cut.data(dict(details), "error.details") if details else {}, **_NO_CHAIN},
                      _LADDER_GIVEN)
     ctx = cut.data(dict(context), "context") if context else {}
-    event = _event(cut, id=id, when=when, scope=scope, error=ladder, tags=tuple(tags), context=ctx,
-                   truncated=tuple(cut.cut))
-    if not cut.cut and (help is None or len(help) <= limits.max_message):  # then all of it is within `limits`
-        if len(_WITHIN) >= 1024:
-            _WITHIN.clear()
-        _WITHIN[builtins.id(event)] = (event, limits)
-    return event
-
-
-# Events make_event built within their limits (one rung, no notes: message, details, context and help
-# bounded), by object id with the event itself (an id is reused only once its object is gone), so
-# that bound_event need not measure them again. Bounded; a miss only costs the full check.
-_WITHIN: dict[int, tuple[ErrorEvent, EventLimits]] = {}
+    return _event(cut, id=id, when=when, scope=scope, error=ladder, tags=tuple(tags), context=ctx,
+                  truncated=tuple(cut.cut))
 
 
 def _bound_rung(rung: ErrorLadder, depth: int, cut: _Cutter, path: str) -> ErrorLadder:
@@ -627,12 +615,6 @@ def bound_event(event: ErrorEvent, limits: EventLimits = DEFAULT_LIMITS) -> Erro
     Returns `event` itself when it is within the limits; otherwise a copy (same ``id``) with the
     oversized parts cut as `event_from_exception` cuts them, and the cut paths added to ``truncated``.
     """
-    known = _WITHIN.get(builtins.id(event))
-    if known is not None and known[0] is event:
-        built = known[1]
-        if built is limits or (built.max_message <= limits.max_message
-                               and built.max_context_bytes <= limits.max_context_bytes):
-            return event
     cut = _Cutter(limits)
     error = _bound_rung(event.error, 0, cut, "error")
     update: dict[str, Any] = {}

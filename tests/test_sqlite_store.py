@@ -9,6 +9,7 @@ event is that event's outbox row, bounded by seq in the checkpoint row.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -193,3 +194,26 @@ def test_wal_checkpoints_run_off_the_commit_path_and_the_wal_restarts(tmp_path: 
     assert store.latest("s").extra["n"] == 599 and store.integrity_check() == "ok"
     store.close()
     assert not thread.is_alive()
+
+
+def test_a_store_dropped_without_close_stops_its_wal_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The WAL thread does not keep its store alive, and the store's finalizer stops the thread."""
+    import gc
+    import threading
+
+    from railgraph.plugins import _sqlite
+
+    monkeypatch.setattr(_sqlite, "CHECKPOINT_EVERY", 4)
+    before = threading.active_count()
+    for i in range(5):
+        store = SqliteCheckpointer(tmp_path / f"s{i}.db")
+        store.commit(checkpoint("s", 1), Delta(first=True))
+        for step in range(2, 10):
+            store.commit(checkpoint("s", step, events=(ev(step),)), Delta())
+        assert store._wal._thread is not None
+        del store
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before

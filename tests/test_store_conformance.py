@@ -457,3 +457,31 @@ def test_one_worker_at_a_time_holds_a_sinks_delivery_lease(durable: Backend) -> 
     b.release_sink("jsonl")
     b.release_sink("otel")
     b.release_sink("otel")  # idempotent
+
+
+def test_the_stores_json_codec_keeps_no_state_from_a_failed_value() -> None:
+    """checkpoint.dumps (every store's encoder) fails on a value it cannot store and then encodes the
+    same object, fixed, as json.dumps would: no stale cycle check, nothing kept alive."""
+    import gc
+    import json
+    import weakref
+
+    from railgraph.checkpoint import dumps
+
+    class Box(dict):
+        pass
+    value = Box(when={1, 2})
+    alive = weakref.ref(value)
+    with pytest.raises(TypeError, match="set is not JSON serializable"):
+        dumps(value)
+    value["when"] = [1, 2]
+    assert dumps(value) == json.dumps(value, separators=(",", ":")) == '{"when":[1,2]}'
+    del value
+    gc.collect()
+    assert alive() is None
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        dumps(loop)
+    with pytest.raises(ValueError):
+        dumps({"x": float("nan")})
