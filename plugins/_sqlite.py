@@ -29,9 +29,9 @@ are consecutive), and changed user keys of ``extra`` ride in the checkpoint row 
 until a flush copies them to the ``extra`` table every ``EXTRA_FLUSH`` steps (``extra_from``: the
 step up to which the table is complete; a read applies the deltas after it). A step that emits
 one event and changes one key (the W3 benchmark) thus touches two b-trees: checkpoints and outbox.
-The price is on reads by session (a checkpoint's rail window, ``session_events``, ``sessions``):
-they walk the session's checkpoint rows, O(steps) rather than O(events); ~0.2 µs a step. (A
-chain of "previous step with events" per checkpoint row would make them O(steps with events).)
+Reads by session (a checkpoint's rail window, ``session_events``, ``sessions``) follow a chain:
+each checkpoint names the session's newest earlier step whose checkpoint has events (``ev_prev``),
+so they cost O(steps with events), whatever the session's length.
 
 Writers use ``BEGIN IMMEDIATE`` in WAL mode with a busy timeout, and retry with backoff on
 ``SQLITE_BUSY``; readers never block writers. A session is claimed with a POSIX byte-range lock
@@ -182,6 +182,12 @@ _V3 = (
     "CREATE INDEX errors_node ON errors (node, at)",
     "CREATE INDEX errors_code ON errors (code, at)",
     "CREATE INDEX errors_at ON errors (at)",
+    # each checkpoint names the session's newest earlier step whose checkpoint has events: reads by
+    # session follow that chain, O(steps with events) whatever the session's length
+    "ALTER TABLE checkpoints ADD COLUMN ev_prev INTEGER",
+    "UPDATE checkpoints SET ev_prev = w.prev FROM (SELECT session AS s, step AS t, MAX(CASE WHEN ev_count > 0 "
+    "THEN step END) OVER (PARTITION BY session ORDER BY step ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) "
+    "AS prev FROM checkpoints) AS w WHERE checkpoints.session = w.s AND checkpoints.step = w.t",
 )
 
 # index i upgrades schema version i to i + 1; a future version appends its statements here
@@ -190,12 +196,25 @@ assert len(MIGRATIONS) == SCHEMA_VERSION  # noqa: S101 - a module invariant, che
 
 _CP_COLS = ("step, format, status, created_at, interrupt, frontier, versions, seen, failure, pending, pending_from, "
             "msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi, "
-            "extra_from, extra_delta")
-_INSERT_CP = f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 24)})"  # built once
-# a session's outbox rows: the seq windows of its checkpoints (CROSS JOIN keeps checkpoints the outer loop).
-# A further bound on o.seq must be written +o.seq, or SQLite may range over it instead of the window
-_SESSION_OUTBOX = ("checkpoints c CROSS JOIN outbox o ON o.seq >= c.ev_seq AND o.seq < c.ev_seq + c.ev_count "
-                   "AND o.session = c.session WHERE c.session = ? AND c.ev_count > 0")
+            "extra_from, extra_delta, ev_prev")
+_INSERT_CP = f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 25)})"  # built once
+
+
+def _event_steps(top: str, floor: str) -> str:
+    """SQL: a CTE ``chain(step)``, the steps of session ``:s`` whose checkpoints have events, from step
+    `top` down to `floor` (SQL expressions), following each checkpoint's ``ev_prev``."""
+    return ("WITH RECURSIVE chain(step) AS (SELECT CASE WHEN ev_count > 0 THEN step ELSE ev_prev END "
+            f"FROM checkpoints WHERE session = :s AND step = {top} UNION ALL SELECT c.ev_prev FROM checkpoints c "
+            f"JOIN chain ON c.session = :s AND c.step = chain.step WHERE chain.step > {floor}) ")
+
+
+_LATEST = "(SELECT MAX(step) FROM checkpoints WHERE session = :s)"
+# a session's outbox rows, after _event_steps: the seq windows of the chain's checkpoints (a commit's
+# rows are consecutive). A further bound on o.seq must be written +o.seq, or SQLite may range over
+# it instead of the windows
+_CHAIN_OUTBOX = ("chain CROSS JOIN checkpoints c ON c.session = :s AND c.step = chain.step CROSS JOIN outbox o "
+                 "ON o.seq >= c.ev_seq AND o.seq < c.ev_seq + c.ev_count AND +o.session = c.session "
+                 "WHERE c.ev_count > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +239,8 @@ class _Meta:
     extra_from: int | None = None
     extra_pending: frozenset[str] = frozenset()
     extra_bytes: int = 0
+    # the newest step up to this one whose checkpoint has events (the next row's ev_prev)
+    ev_last: int | None = None
 
 
 Block = tuple[int, int, int]
@@ -533,7 +554,7 @@ class SqliteCheckpointer(LatestCache):
     def _decode(self, conn: sqlite3.Connection, session: str, row: tuple[Any, ...]) -> tuple[Checkpoint, _Meta]:
         (step, fmt, status, created_at, interrupt, frontier, versions, seen, failure, pending, pending_from,
          msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi,
-         extra_from, _) = row
+         extra_from, _, ev_prev) = row
         if fmt != ROW_FORMAT:
             raise corrupt(session, step, f"unknown checkpoint format version {fmt!r} (this railgraph reads "
                           f"{ROW_FORMAT}); upgrade railgraph")
@@ -569,7 +590,8 @@ class SqliteCheckpointer(LatestCache):
                                frontier=frontier, versions=versions, seen=seen, failure=failure, pending=pending,
                                messages=messages, extra=extra, errors=errors, events=events)
         return cp, _Meta(step, msg_start, msg_end, bool(rail_present), rail_start, rail_end, summary_from, pending_from,
-                         rail_lo, rail_hi, blocks, extra_from, pending_keys, pending_bytes)
+                         rail_lo, rail_hi, blocks, extra_from, pending_keys, pending_bytes,
+                         step if ev_count else ev_prev)
 
     def _load(self, session: str, step: int | None) -> tuple[Checkpoint, _Meta] | None:
         def read(conn: sqlite3.Connection) -> tuple[Checkpoint, _Meta] | None:
@@ -614,7 +636,8 @@ class SqliteCheckpointer(LatestCache):
 
     def session_events(self, session: str) -> list[ErrorEvent]:
         """Every event committed for `session` (the outbox), in emission order."""
-        return self._events(session, f"SELECT o.step, o.data FROM {_SESSION_OUTBOX} ORDER BY o.seq", (session,))
+        return self._events(session, f"{_event_steps(_LATEST, '-1')}SELECT o.step, o.data FROM {_CHAIN_OUTBOX} "
+                            "ORDER BY o.seq", {"s": session})
 
     def stored_errors(self, session: str) -> list[ErrorEvent]:
         """The errors store's events of `session`, in emission order (backfilled ones included).
@@ -679,14 +702,18 @@ class SqliteCheckpointer(LatestCache):
         """Every stored session, most recently updated first."""
         def read(conn: sqlite3.Connection) -> list[SessionInfo]:
             rows = conn.execute(
-                "SELECT s.session, c.status, c.step, c.created_at, "
-                "(SELECT COALESCE(SUM(ev_count), 0) FROM checkpoints WHERE session = s.session), "
-                "(SELECT data FROM outbox WHERE seq = (SELECT ev_seq + ev_count - 1 FROM checkpoints "
-                "WHERE session = s.session AND ev_count > 0 ORDER BY step DESC LIMIT 1)) FROM sessions s "
-                "JOIN checkpoints c ON c.session = s.session AND c.step = (SELECT MAX(step) FROM checkpoints "
-                "WHERE session = s.session)").fetchall()
-            out = [SessionInfo(s, st, n, count, load_stored_event(last, s, n).summary_line() if last else None,
-                               datetime.fromisoformat(u)) for s, st, n, u, count, last in rows]
+                "SELECT s.session, c.status, c.step, c.created_at FROM sessions s JOIN checkpoints c ON "
+                "c.session = s.session AND c.step = (SELECT MAX(step) FROM checkpoints WHERE session = s.session)"
+            ).fetchall()
+            out = []
+            for s, st, n, u in rows:  # each session's count and last event along its chain of steps with events
+                count, last_seq = conn.execute(
+                    f"{_event_steps(':top', '-1')}SELECT COALESCE(SUM(c.ev_count), 0), MAX(c.ev_seq + c.ev_count - 1) "
+                    "FROM chain CROSS JOIN checkpoints c ON c.session = :s AND c.step = chain.step",
+                    {"s": s, "top": n}).fetchone()
+                last = conn.execute("SELECT data FROM outbox WHERE seq = ?", (last_seq,)).fetchone() if count else None
+                out.append(SessionInfo(s, st, n, count, load_stored_event(last[0], s, n).summary_line() if last else None,
+                                       datetime.fromisoformat(u)))
             return sorted(out, key=lambda i: (i.updated, i.session), reverse=True)
         return self._guard(None, None, lambda: self._tx(read, write=False))
 
@@ -828,7 +855,8 @@ class SqliteCheckpointer(LatestCache):
         ex(_INSERT_CP,
            (step, ROW_FORMAT, cp.status, stored_time(cp.created_at), cp.interrupt, enc.frontier, enc.versions, enc.seen,
             enc.failure, pending, pending_from, msg_start, msg_end, int(plan.errors_present), rail_start, rail_end,
-            summary_from, first_seq, len(events), rail_lo, rail_hi, extra_from, extra_delta, session))
+            summary_from, first_seq, len(events), rail_lo, rail_hi, extra_from, extra_delta,
+            meta.ev_last if meta is not None else None, session))
         # status, steps and errors of `sessions()` are read from the newest checkpoint and the outbox
         if meta is None:
             ex("INSERT OR IGNORE INTO sessions (session) VALUES (?)", (session,))
@@ -836,7 +864,8 @@ class SqliteCheckpointer(LatestCache):
         if catch_up:
             _catch_up(conn)
         return _Meta(step, msg_start, msg_end, plan.errors_present, rail_start, rail_end, summary_from, pending_from,
-                     rail_lo, rail_hi, blocks, extra_from, extra_pending, extra_bytes)
+                     rail_lo, rail_hi, blocks, extra_from, extra_pending, extra_bytes,
+                     step if events else meta.ev_last if meta is not None else None)
 
     # -- migration off extra["errors"] -------------------------------------------------------------
 
@@ -874,16 +903,16 @@ class SqliteCheckpointer(LatestCache):
                 have = {r[0] for r in conn.execute("SELECT id FROM errors WHERE session = ?", (session,))}
                 # flagged outbox rows the store has not copied yet count as stored (a dry run does not copy)
                 have.update(r[0] for r in conn.execute(
-                    f"SELECT o.id FROM {_SESSION_OUTBOX} AND o.store = 1 AND +o.seq > CAST(COALESCE((SELECT value "
-                    "FROM meta WHERE key = 'errors_cursor'), 0) AS INTEGER)", (session,)))
+                    f"{_event_steps(_LATEST, '-1')}SELECT o.id FROM {_CHAIN_OUTBOX} AND +o.store = 1 AND +o.seq > "
+                    "CAST(COALESCE((SELECT value FROM meta WHERE key = 'errors_cursor'), 0) AS INTEGER)", {"s": session}))
                 seen: set[str] = set()
                 rows = []
                 for start, end in windows:
                     for pos, step, seq, text in conn.execute(
-                            "SELECT r.pos, r.step, r.seq, COALESCE(r.data, o.data) FROM rail r LEFT JOIN outbox o "
-                            "ON o.seq = r.seq WHERE r.session = ? AND r.pos >= ? AND r.pos < ? UNION ALL "
-                            f"SELECT o.rail_pos, o.step, o.seq, o.data FROM {_SESSION_OUTBOX} AND o.rail_pos >= ? "
-                            "AND o.rail_pos < ? ORDER BY 1", (session, start, end, session, start, end)):
+                            f"{_event_steps(_LATEST, '-1')}SELECT r.pos, r.step, r.seq, COALESCE(r.data, o.data) "
+                            "FROM rail r LEFT JOIN outbox o ON o.seq = r.seq WHERE r.session = :s AND r.pos >= :a "
+                            f"AND r.pos < :b UNION ALL SELECT o.rail_pos, o.step, o.seq, o.data FROM {_CHAIN_OUTBOX} "
+                            "AND o.rail_pos >= :a AND o.rail_pos < :b ORDER BY 1", {"s": session, "a": start, "b": end}):
                         event = load_stored_event(text, session, step, f'extra["errors"] entry {pos}')
                         key = str(event.id)
                         if event.is_summary or key in seen:
@@ -961,7 +990,7 @@ def _write_extra(conn: sqlite3.Connection, cp: Checkpoint, changed: tuple[tuple[
 def _check_row(session: str, step: Any, row: tuple[Any, ...]) -> None:
     """Refuse a checkpoint row whose columns have the wrong types (naming the first bad one)."""
     (_, _, status, created_at, interrupt, *_, pending_from, msg_start, msg_end, rail_present, rail_start, rail_end,
-     summary_from, ev_seq, ev_count, rail_lo, rail_hi, extra_from, extra_delta) = row
+     summary_from, ev_seq, ev_count, rail_lo, rail_hi, extra_from, extra_delta, ev_prev) = row
     checks = {"step": (step, int), "status": (status, str), "created_at": (created_at, str),
               "interrupt": (interrupt, (str, type(None))), "pending_from": (pending_from, (int, type(None))),
               "msg_start": (msg_start, int), "msg_end": (msg_end, int), "rail_present": (rail_present, (int, bool)),
@@ -969,14 +998,15 @@ def _check_row(session: str, step: Any, row: tuple[Any, ...]) -> None:
               "summary_from": (summary_from, (int, type(None))), "ev_seq": (ev_seq, (int, type(None))),
               "ev_count": (ev_count, int), "rail_lo": (rail_lo, (int, type(None))),
               "rail_hi": (rail_hi, (int, type(None))), "extra_from": (extra_from, (int, type(None))),
-              "extra_delta": (extra_delta, (str, type(None)))}
+              "extra_delta": (extra_delta, (str, type(None))), "ev_prev": (ev_prev, (int, type(None)))}
     for name, (value, kind) in checks.items():
         if not isinstance(value, kind) or (name == "ev_count" and value and ev_seq is None) or (
                 name == "rail_hi" and (rail_lo is None) != (rail_hi is None)):
             raise corrupt(session, step if isinstance(step, int) else None,
                           f"checkpoint column {name} holds {value!r}, which is not valid there")
-    if extra_from is not None and isinstance(step, int) and not extra_from < step:
-        raise corrupt(session, step, f"checkpoint column extra_from holds {extra_from!r}, which is not valid there")
+    for name, value in (("extra_from", extra_from), ("ev_prev", ev_prev)):
+        if value is not None and isinstance(step, int) and not value < step:
+            raise corrupt(session, step, f"checkpoint column {name} holds {value!r}, which is not valid there")
 
 
 def _extra_at(conn: sqlite3.Connection, session: str, step: int, extra_from: int | None
@@ -1057,10 +1087,10 @@ def _window(conn: sqlite3.Connection, session: str, step: int, start: int, end: 
     if lo is not None:
         # through the checkpoints from the step of seq `lo` on: a seq range alone would also walk every
         # other session's rows committed in between
-        refs = conn.execute(f"SELECT o.rail_pos, o.seq, o.data FROM {_SESSION_OUTBOX} AND c.step >= (SELECT step "
-                            "FROM outbox WHERE seq = ?) AND c.step <= ? AND +o.seq >= ? AND +o.seq <= ? "
-                            "AND o.rail_pos >= ? AND o.rail_pos < ? ORDER BY o.seq",
-                            (session, lo, step, lo, hi, start, end)).fetchall()
+        refs = conn.execute(f"{_event_steps(':step', '(SELECT step FROM outbox WHERE seq = :lo)')}SELECT o.rail_pos, "
+                            f"o.seq, o.data FROM {_CHAIN_OUTBOX} AND +o.seq >= :lo AND +o.seq <= :hi "
+                            "AND o.rail_pos >= :a AND o.rail_pos < :b ORDER BY o.seq",
+                            {"s": session, "step": step, "lo": lo, "hi": hi, "a": start, "b": end}).fetchall()
         runs: list[list[int]] = []
         last = -1
         for pos, seq, _ in refs:

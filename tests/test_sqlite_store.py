@@ -217,3 +217,32 @@ def test_a_store_dropped_without_close_stops_its_wal_thread(tmp_path: Path, monk
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() == before
+
+
+def test_reads_by_session_cost_its_steps_with_events_not_its_length(tmp_path: Path) -> None:
+    """A long session with few events reads as fast as a short one: each checkpoint names the newest
+    earlier step with events (ev_prev), and reads by session follow that chain."""
+    def build(path: Path, quiet_steps: int) -> SqliteCheckpointer:
+        store = SqliteCheckpointer(path)
+        e1, e2 = ev(1), ev(2)
+        store.commit(checkpoint("a", 1, extra={"errors": (e1,)}, events=(e1,)), Delta(first=True, errors_appended=(e1,)))
+        for step in range(2, quiet_steps + 2):
+            store.commit(checkpoint("a", step, extra={"errors": (e1,), "n": step}),
+                         Delta(extra_keys=frozenset({"n"})))
+        top = quiet_steps + 2
+        store.commit(checkpoint("a", top, extra={"errors": (e1, e2), "n": top}, events=(e2,)),
+                     Delta(errors_appended=(e2,), extra_keys=frozenset({"n"})))
+        store.commit(checkpoint("a", top + 1, extra={"errors": (e1, e2), "n": top + 1}),
+                     Delta(extra_keys=frozenset({"n"})))
+        store.close()
+        return SqliteCheckpointer(path)
+
+    short, long = build(tmp_path / "short.db", 10), build(tmp_path / "long.db", 5_000)
+    for store, last in ((short, 13), (long, 5_003)):
+        assert [e.id.int for e in store.latest("a").extra["errors"]] == [1, 2]
+        assert [e.id.int for e in store.session_events("a")] == [1, 2]
+        assert [(i.steps, i.error_count) for i in store.sessions()] == [(last, 2)]
+    for read in (lambda s: s.latest("a"), lambda s: s.session_events("a"), lambda s: s.sessions()):
+        assert _vm_steps(long, lambda: read(long)) <= _vm_steps(short, lambda: read(short)) + 2
+    short.close()
+    long.close()
