@@ -347,6 +347,11 @@ Written by `bench/run.py` (`make bench`); do not edit by hand — rerun it.
 
 Reproduce: `make bench` (installs the `bench` extra: langgraph, langgraph-checkpoint-sqlite).
 """
+    # the "## Soak" section is bench/soak.py's (it replaces it in place): keep it
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    soak = old.find("\n## Soak")
+    if soak >= 0:
+        text = text.rstrip("\n") + "\n" + old[soak:]
     RESULTS.write_text(text)
     print(f"wrote {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
 

@@ -4,6 +4,7 @@ random and resumed lose and duplicate nothing, and the soak script itself keeps 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,23 @@ def test_concurrent_workers_deliver_each_event_to_the_sink_once(soak, tmp_path: 
     result = soak.run_kill(procs=4, steps=100, workdir=tmp_path, seed=11, max_kills=0)
     assert result["kills"] == 0 and result["lost"] == 0 and result["duplicated"] == 0
     assert result["jsonl_lines"] == 400 and result["jsonl_redelivered"] == 0 and result["jsonl_missing"] == 0
+
+
+def test_the_benchmark_keeps_the_soak_section_when_it_rewrites_results(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/run.py rewrites RESULTS.md but keeps the "## Soak" section soak.py wrote."""
+    import argparse
+
+    spec = importlib.util.spec_from_file_location("railgraph_bench_run", SOAK.parent / "run.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmarks\n\nold figures\n\n## Soak\n\nsoak figures\n")
+    monkeypatch.setattr(bench, "RESULTS", results)
+    args = argparse.Namespace(repeat=21, lg_repeat=7, quick=False, only=",".join(bench.ALL))
+    info = dict.fromkeys(("date", "cpu", "cores", "os", "python", "sqlite", "load", "packages"), "x")
+    bench.write_results([], [], info, args)
+    text = results.read_text()
+    assert "old figures" not in text and text.count("## Soak") == 1 and text.endswith("## Soak\n\nsoak figures\n")
