@@ -119,6 +119,10 @@ class Checkpointer(Protocol):
 
     ``has_errors_store`` says whether a dedicated errors store (append-only, idempotent on id)
     exists; memory has none, SQLite and PostgreSQL have one.
+
+    Optional, for stores several workers share: ``lease_sink(sink) -> bool`` takes a sink's
+    delivery lease without waiting (``False``: another worker holds it and delivers the backlog)
+    and ``release_sink(sink)`` gives it back. The runner delivers without a lease where a store has none.
     """
 
     has_errors_store: bool

@@ -390,7 +390,9 @@ class Runner:
 
         A sink that raises or exceeds ``runner.sink_timeout`` keeps its cursor (so it gets the
         events again later) and is reported once per outage as an app-scope event. One delivery
-        per sink at a time: a run that finds another run delivering to a sink skips it.
+        per sink at a time: a run that finds another run of this process delivering to a sink skips
+        it, and so does one that finds another worker holding the sink's delivery lease in the
+        store (``lease_sink``, where the store has one): that worker delivers the backlog.
         """
         delivered = 0
         lease = getattr(self.checkpointer, "lease_sink", None)
@@ -438,37 +440,36 @@ class Runner:
             self.deliver(live)
 
     def _deliver_one(self, sink: Sink, state: _SinkState, live: _Live | None) -> int:
-        if True:
-            if state.busy is not None:
-                if not state.busy.done():
-                    return 0  # still hung in an earlier write
-                state.busy = None
-            try:
-                batch = self.checkpointer.undelivered(sink.name, SINK_BATCH)
-            except Exception as exc:  # a store read failure must not fail the run
-                self._sink_failed(sink, state, exc, live)
-                return 0
-            if not batch:
-                return 0
-            future = state.executor.submit(self._write_batch, sink, batch)
-            try:
-                future.result(timeout=self.settings.runner.sink_timeout)
-            except FutureTimeout:
-                state.busy = future
-                self._sink_failed(sink, state, TimeoutError(
-                    f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"), live)
-                return 0
-            except Exception as exc:
-                self._sink_failed(sink, state, exc, live)
-                return 0
-            try:
-                self.checkpointer.ack(sink.name, batch[-1][0])
-            except Exception as exc:  # the batch is delivered again later (at-least-once)
-                self._sink_failed(sink, state, exc, live)
-                return 0
-            if state.failing_since is not None:
-                state.failing_since, state.failures = None, 0
-            return len(batch)
+        if state.busy is not None:
+            if not state.busy.done():
+                return 0  # still hung in an earlier write
+            state.busy = None
+        try:
+            batch = self.checkpointer.undelivered(sink.name, SINK_BATCH)
+        except Exception as exc:  # a store read failure must not fail the run
+            self._sink_failed(sink, state, exc, live)
+            return 0
+        if not batch:
+            return 0
+        future = state.executor.submit(self._write_batch, sink, batch)
+        try:
+            future.result(timeout=self.settings.runner.sink_timeout)
+        except FutureTimeout:
+            state.busy = future
+            self._sink_failed(sink, state, TimeoutError(
+                f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"), live)
+            return 0
+        except Exception as exc:
+            self._sink_failed(sink, state, exc, live)
+            return 0
+        try:
+            self.checkpointer.ack(sink.name, batch[-1][0])
+        except Exception as exc:  # the batch is delivered again later (at-least-once)
+            self._sink_failed(sink, state, exc, live)
+            return 0
+        if state.failing_since is not None:
+            state.failing_since, state.failures = None, 0
+        return len(batch)
 
     @staticmethod
     def _write_batch(sink: Sink, batch: list[tuple[int, str, ErrorEvent]]) -> None:
