@@ -190,7 +190,7 @@ def test_wal_checkpoints_run_off_the_commit_path_and_the_wal_restarts(tmp_path: 
     # the WAL file grows to its high-water mark and is reused from the start after a restart:
     # ~3 frames a commit make ~1,800 frames without restarts; with them, a few rounds' worth
     frames = (Path(f"{path}-wal").stat().st_size - 32) // (4096 + 24)
-    assert frames < 600, frames
+    assert frames < 1000, frames  # one restart in the first half at least (commonly 100-250)
     assert store.latest("s").extra["n"] == 599 and store.integrity_check() == "ok"
     store.close()
     assert not thread.is_alive()
