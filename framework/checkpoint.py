@@ -561,6 +561,36 @@ def encode_pending_writes(pending: Mapping[str, NodePartial]) -> str | None:
     return dumps({node: encode_partial(p) for node, p in pending.items()}) if pending else None
 
 
+def plan_commit(prev: Checkpoint | None, last_step: int | None, cp: Checkpoint,
+                delta: Delta) -> tuple[WritePlan, EncodedRows]:
+    """What a SQL store writes for `cp` after `prev` (its newest stored step is `last_step`), encoded.
+
+    Raises:
+        CheckpointError: `cp` would overwrite a stored step, or holds a value that is not JSON.
+    """
+    session = cp.session
+    if last_step is not None and last_step >= cp.step:
+        raise CheckpointError(f"session {session!r} already has step {last_step}; refusing to overwrite "
+                              f"with step {cp.step}", session=session, step=cp.step)
+    plan = plan_write(prev, cp, delta)
+    try:
+        return plan, encode_rows(cp, plan)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint of session {session!r} step {cp.step} holds a value that cannot "
+                              f"be stored as JSON: {exc}", session=session, step=cp.step) from exc
+
+
+def pending_columns(cp: Checkpoint, plan: WritePlan, stored_from: int | None,
+                    first: bool) -> tuple[str | None, int | None]:
+    """The checkpoint row's ``(pending, pending_from)``: the pending writes are stored when they change
+    (or in a session's first row); later rows point at the step that holds them (`stored_from`)."""
+    if not cp.pending_writes:
+        return None, None
+    if plan.pending_changed or first or stored_from is None:
+        return encode_pending_writes(cp.pending_writes), cp.step
+    return None, stored_from
+
+
 def load_stored(text: str | bytes | None, session: str, step: int | None, what: str) -> Any:
     """`json.loads` for stored text; bad JSON becomes a `CheckpointError` naming session and step."""
     if text is None:

@@ -65,12 +65,11 @@ from railgraph.checkpoint import (
     WritePlan,
     corrupt,
     decode_checkpoint,
-    encode_pending_writes,
     dumps,
-    encode_rows,
     load_stored,
     load_stored_event,
-    plan_write,
+    pending_columns,
+    plan_commit,
     stored_time,
 )
 from railgraph.errors import CheckpointError, SessionBusyError
@@ -737,15 +736,7 @@ class SqliteCheckpointer(LatestCache):
         with self._lock:
             previous = self._previous(session)
             prev, meta = previous if previous is not None else (None, None)
-            if meta is not None and meta.step >= cp.step:
-                raise CheckpointError(f"session {session!r} already has step {meta.step}; refusing to overwrite "
-                                      f"with step {cp.step}", session=session, step=cp.step)
-            plan = plan_write(prev, cp, delta)
-            try:
-                enc = encode_rows(cp, plan)
-            except (TypeError, ValueError) as exc:
-                raise CheckpointError(f"checkpoint of session {session!r} step {cp.step} holds a value that cannot "
-                                      f"be stored as JSON: {exc}", session=session, step=cp.step) from exc
+            plan, enc = plan_commit(prev, meta.step if meta is not None else None, cp, delta)
             flagged = len(cp.events) if plan.store_events else 0
             catch_up = self._unstored + flagged >= STORE_BATCH
             try:
@@ -845,13 +836,7 @@ class SqliteCheckpointer(LatestCache):
                 summary_from = step
             else:
                 summary_from = meta.summary_from
-        # pending writes: stored when they change; later checkpoints point at that step
-        pending, pending_from = None, None
-        if cp.pending_writes:
-            if plan.pending_changed or meta is None or meta.pending_from is None:
-                pending, pending_from = encode_pending_writes(cp.pending_writes), step
-            else:
-                pending_from = meta.pending_from
+        pending, pending_from = pending_columns(cp, plan, meta.pending_from if meta is not None else None, meta is None)
         ex(_INSERT_CP,
            (step, ROW_FORMAT, cp.status, stored_time(cp.created_at), cp.interrupt, enc.frontier, enc.versions, enc.seen,
             enc.failure, pending, pending_from, msg_start, msg_end, int(plan.errors_present), rail_start, rail_end,
