@@ -432,6 +432,16 @@ def _trusted(cls: type[_Model], fields: dict[str, Any], given: frozenset[str]) -
     return model
 
 
+_SCOPE_GIVEN = frozenset(("node", "step"))
+
+
+def node_scope(node: str, step: int) -> NodeScope:
+    """``NodeScope(node=node, step=step)``, not validated again when `node` is a str and `step` an int."""
+    if type(node) is str and type(step) is int:
+        return _trusted(NodeScope, {"kind": "node", "node": node, "step": step}, _SCOPE_GIVEN)
+    return NodeScope(node=node, step=step)
+
+
 def _all_text(values: Iterable[Any]) -> bool:
     """Whether every value is a str itself (validation converts a subclass)."""
     for value in values:
@@ -654,6 +664,7 @@ __all__ = [
     "event_from_exception",
     "ladder_from_exception",
     "make_event",
+    "node_scope",
     "qualified_type",
     "to_json_value",
     "utc_now",

@@ -54,6 +54,7 @@ from .events import (
 )
 from .graph import END, GraphSpec
 from .hookspecs import EXTRA_ERRORS_MODES, RetryDecision, Sink, StepReport
+from .ids import new_id
 from .manager import Plugins, make_plugins
 from .scheduler import NodeContext, Outcome, Scheduler, gate
 from .state import ERRORS_KEY, FrozenDict, NodePartial, Snapshot, State, coerce_input, coerce_partial, freeze
@@ -212,7 +213,7 @@ class Runner:
             raise
         self.settings = self.plugins.bind(raw)
         self.clock = clock or utc_now
-        self.ids = ids or uuid.uuid4
+        self.ids = ids or new_id
         s = self.settings
         self.limits = EventLimits(max_message=s.errors.max_message, max_depth=s.errors.max_depth,
                                   max_context_bytes=s.errors.max_context_bytes)

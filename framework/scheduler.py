@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import NodeTimeout
-from .events import ErrorEvent, NodeScope, event_from_exception, make_event
+from .events import ErrorEvent, event_from_exception, make_event, node_scope
 from .graph import GraphSpec, NodeSpec
 from .hookspecs import RetryDecision
 from .state import Snapshot
@@ -100,14 +100,14 @@ class NodeContext:
               details: Mapping[str, Any] | None = None, tags: Sequence[str] = (),
               context: Mapping[str, Any] | None = None, type: str = "railgraph.NodeEvent") -> ErrorEvent:
         """A node-scope event that does not fail the node."""
-        return make_event(message, scope=NodeScope(node=self.node, step=self.step), id=self._ids(),
+        return make_event(message, scope=node_scope(self.node, self.step), id=self._ids(),
                           when=self._clock(), type=type, code=code, help=help, details=details, tags=tags,
                           context={"session": self.session, **(context or {})})
 
     def event_from(self, exc: BaseException, *, tags: Sequence[str] = (),
                    context: Mapping[str, Any] | None = None) -> ErrorEvent:
         """A node-scope event built from a caught exception (its whole chain)."""
-        return event_from_exception(exc, scope=NodeScope(node=self.node, step=self.step), id=self._ids(),
+        return event_from_exception(exc, scope=node_scope(self.node, self.step), id=self._ids(),
                                     when=self._clock(), tags=tags, context={"session": self.session, **(context or {})})
 
 

@@ -35,6 +35,7 @@ from railgraph.events import (
     event_from_exception,
     ladder_from_exception,
     make_event,
+    node_scope,
     to_json_value,
 )
 from tests.strategies import events, scopes
@@ -454,7 +455,7 @@ def test_event_from_exception_equals_the_validated_event(call: dict[str, Any]) -
 
 def test_unvalidated_models_match_model_construct() -> None:
     """A model built without validation holds what model_construct would set: values, fields given, no extras."""
-    for cls in (ErrorLadder, ErrorEvent):
+    for cls in (ErrorLadder, ErrorEvent, NodeScope):
         assert cls.__pydantic_post_init__ is None and not cls.__private_attributes__  # nothing _trusted skips
     fields = {"type": "T", "message": "m", "code": None, "help": None, "details": {"n": 1}, "notes": (), "via": None,
               "cause": None, "group": ()}
@@ -464,6 +465,15 @@ def test_unvalidated_models_match_model_construct() -> None:
     for slot in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
         assert getattr(fast, slot) == getattr(reference, slot), slot
     assert list(fast.__dict__) == list(reference.__dict__)
+
+
+@pytest.mark.parametrize(("node", "step"), [("n", 0), ("node name", 12), (_Text("n"), 1), ("n", True), ("n", _Code.A)])
+def test_node_scope_equals_the_validated_scope(node: str, step: int) -> None:
+    """`node_scope` is ``NodeScope(node=..., step=...)``: the same values, fields set, JSON and type of each."""
+    fast, validated = node_scope(node, step), NodeScope(node=node, step=step)
+    assert fast == validated and fast.model_dump_json() == validated.model_dump_json()
+    assert fast.model_fields_set == validated.model_fields_set == {"node", "step"}
+    assert [type(v) for v in fast.__dict__.values()] == [type(v) for v in validated.__dict__.values()]
 
 
 class _NoOffset(tzinfo):
