@@ -87,20 +87,29 @@ class _TomlSource(PydanticBaseSettingsSource):
         return dict(self.data)
 
 
+# ConfigError's class help is about a bad key; a file that cannot be read has no key to fix.
+MISSING_FILE_HELP = ("Check the file name and the working directory (a relative path is read from there); "
+                     "`railgraph config init FILE` writes a new file with every key.")
+UNREADABLE_FILE_HELP = "Make the file readable UTF-8 text; `railgraph config init FILE` writes a new one."
+TOML_SYNTAX_HELP = "Fix the TOML syntax on the line shown; `railgraph config validate FILE` checks the file again."
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; raise `ConfigError` naming the file and line for any problem."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found", file=str(path)) from None
+        raise ConfigError(f"{path}: config file not found", file=str(path), help=MISSING_FILE_HELP) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}", file=str(path)) from None
+        raise ConfigError(f"{path}: cannot read config file: {exc}", file=str(path),
+                          help=UNREADABLE_FILE_HELP) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         line = int(m.group(1)) if m else None
-        raise ConfigError(f"{path}:{line or '?'}: invalid TOML: {exc}", file=str(path), line=line) from None
+        raise ConfigError(f"{path}:{line or '?'}: invalid TOML: {exc}", file=str(path), line=line,
+                          help=TOML_SYNTAX_HELP) from None
 
 
 def find_key_line(path: Path, keypath: tuple[str, ...]) -> int | None:
@@ -202,7 +211,7 @@ class Settings(BaseSettings):
             return cls(**values)
         chosen = Path(path)
         if not chosen.is_file():
-            raise ConfigError(f"{chosen}: config file not found", file=str(chosen))
+            raise ConfigError(f"{chosen}: config file not found", file=str(chosen), help=MISSING_FILE_HELP)
         bound = type(cls.__name__, (cls,), {"_config_path": chosen, "__module__": cls.__module__})
         return bound(**values)
 
@@ -288,7 +297,9 @@ class Settings(BaseSettings):
             ConfigError: the settings were never bound to a plugin manager (see `bind`).
         """
         if self._sections is None:
-            raise ConfigError("settings are not bound to the loaded plugins yet (call Settings.bind)")
+            raise ConfigError("settings are not bound to the loaded plugins yet (call Settings.bind)",
+                              help="Read plugin tables from a compiled graph's `graph.settings` (bound to its "
+                                   "plugins), or from `Settings.bind(models)`.")
         return self._sections.get(name)
 
     @property

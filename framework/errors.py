@@ -59,7 +59,7 @@ class RunnerError(Exception):
     """
 
     code: ClassVar[str] = "railgraph.error"
-    help: ClassVar[str] = "See the cause ladder below for what failed."
+    help: ClassVar[str] = "See the cause ladder above for what failed."
     exit_code: ClassVar[int] = 1
 
     def __init__(
@@ -178,7 +178,7 @@ class NodeFailed(NodeError):
     """A node raised an exception (after any retries)."""
 
     code = "railgraph.runner.node_failed"
-    help = "The node raised; fix the cause below, then resume: `graph.invoke(None, SESSION_ID)` or `railgraph run TARGET --session ID --resume`."
+    help = "The node raised; fix the cause above, then resume: `graph.invoke(None, SESSION_ID)` or `railgraph run TARGET --session ID --resume`."
     exit_code = 10
 
 

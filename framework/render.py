@@ -12,7 +12,7 @@ A diagnostic reads::
       ├─▶ caused by ConnectionError: CRM returned HTTP 503
       │   └─▶ caused by TimeoutError: read timed out after 2.0s
       │
-      └─ help: The node raised; fix the cause below, then resume with ...
+      └─ help: The node raised; fix the cause above, then resume with ...
 
 The cause ladder comes from the *stored* event (``err.event.error``): the ladder after the event
 processors ran, so whatever the redact plugin scrubbed never reaches the output, and a later

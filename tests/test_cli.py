@@ -504,6 +504,17 @@ def test_config_validate_reports_the_line_of_the_first_problem(tmp_path, content
     assert result.stderr.startswith("error[railgraph.config.invalid]")
 
 
+def test_config_file_errors_help_with_the_file_and_key_errors_with_the_key(tmp_path):
+    """The rendered help fits the error: the path for a missing file, the line for bad TOML, the key for a bad key."""
+    (tmp_path / "syntax.toml").write_text('[runner]\nmax_steps = = 3\n')
+    (tmp_path / "key.toml").write_text('[runner]\nmax_stepz = 3\n')
+    missing = invoke("run", HELLO, "-c", "nope.toml").stderr
+    assert "help: Check the file name and the working directory" in missing and "named key" not in missing
+    syntax = invoke("run", HELLO, "-c", "syntax.toml").stderr
+    assert "help: Fix the TOML syntax on the line shown" in syntax and "named key" not in syntax
+    assert "help: Fix the named key" in invoke("config", "validate", "key.toml").stderr
+
+
 def test_config_validate_missing_and_unreadable_files_exit_3(tmp_path):
     """A missing file, or one that cannot be read, is a ConfigError (3)."""
     assert "config file not found" in invoke("config", "validate", "nope.toml").stderr

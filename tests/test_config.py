@@ -50,8 +50,9 @@ def test_missing_named_file_is_an_error(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(ConfigError, match="not found"):
         Settings.load(tmp_path / "nope.toml")
     monkeypatch.setenv("RAILGRAPH_CONFIG", str(tmp_path / "nope.toml"))
-    with pytest.raises(ConfigError, match="nope.toml: config file not found"):
+    with pytest.raises(ConfigError, match="nope.toml: config file not found") as info:
         Settings()
+    assert info.value.help.startswith("Check the file name") and "named key" not in info.value.help
 
 
 def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
@@ -60,6 +61,7 @@ def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.load(cfg)
     assert info.value.line == 3 and f"{cfg}:3" in str(info.value)
+    assert info.value.help.startswith("Fix the TOML syntax on the line shown")
 
 
 @pytest.mark.parametrize("text, key, line, fragment", [
@@ -95,8 +97,9 @@ def test_settings_are_frozen() -> None:
 
 def test_plugin_sections_need_bind() -> None:
     """Reading a plugin table before binding to the loaded plugins is a clear ConfigError."""
-    with pytest.raises(ConfigError, match="not bound"):
+    with pytest.raises(ConfigError, match="not bound") as info:
         Settings().plugin("cap")
+    assert "graph.settings" in info.value.help and "named key" not in info.value.help
 
 
 def test_find_key_line_handles_tables_and_dotted_keys(tmp_path: Path) -> None:

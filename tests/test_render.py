@@ -19,6 +19,7 @@ from railgraph import (
     MemoryCheckpointer,
     NodeFailed,
     NodeScope,
+    RunnerError,
     RunnerScope,
     Settings,
 )
@@ -77,6 +78,18 @@ def test_live_diagnostic_shows_code_message_where_ladder_and_help():
     assert lines[-1].startswith("  └─ help: The node raised")
     cause, deeper = _lines_with(text, "ConnectionError:")[0], _lines_with(text, "TimeoutError:")[0]
     assert text.index(cause) < text.index(deeper) and _indent(deeper) > _indent(cause)
+
+
+def test_help_points_up_to_the_cause_ladder_it_is_printed_under():
+    """The help line is printed last, so the cause it tells the reader to fix is the one shown above it."""
+    graph = _failing_graph(_chained)
+    with pytest.raises(NodeFailed) as info:
+        graph.invoke({}, session="s1")
+    text = format_diagnostic(info.value)
+    help_line = _lines_with(text, "help:")[0]
+    assert "fix the cause above" in help_line and "below" not in help_line
+    assert text.index(_lines_with(text, "caused by")[-1]) < text.index(help_line)
+    assert "ladder above" in format_diagnostic(RunnerError("boom"))
 
 
 def test_stored_failure_renders_exactly_like_the_live_error():
@@ -143,6 +156,24 @@ def test_error_without_event_renders_from_the_exception_with_file_and_line():
     assert "┌─ bad.toml:3 · key runner.max_stepz" in text
     assert "help: Fix the named key" in text
     assert diagnostic_of(err).exit_code == 3
+
+
+@pytest.mark.parametrize(("text", "help_start"), [
+    (None, "help: Check the file name and the working directory"),
+    ("[runner]\nmax_steps = = 3\n", "help: Fix the TOML syntax on the line shown"),
+    (b"\xff\xfe\x00garbage", "help: Make the file readable UTF-8 text"),
+])
+def test_config_file_errors_have_help_for_the_file_not_a_key(tmp_path, text, help_start):
+    """A missing, unreadable or syntactically broken config file gets help about the file, not 'Fix the named key'."""
+    path = tmp_path / "c.toml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        Settings.load(path) if text is not None else Settings.load(tmp_path / "nope.toml")
+    rendered = format_diagnostic(info.value)
+    assert help_start in rendered and "named key" not in rendered
 
 
 def test_failure_without_event_uses_the_code_table_for_help_and_exit_code():
