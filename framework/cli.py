@@ -115,11 +115,27 @@ def load_settings() -> Settings:
     return Settings.load(config_path())
 
 
-def bound_settings() -> tuple[Settings, Plugins]:
-    """Settings validated against the installed plugins (their ``[plugins.*]`` tables included)."""
-    settings = load_settings()
-    plugins = make_plugins(disable=settings.plugins.disable)
+def bind_settings(settings: Settings) -> tuple[Settings, Plugins]:
+    """`settings` validated against the installed plugins, ``[plugins.*]`` tables and ``plugins.disable`` included.
+
+    Raises:
+        ConfigError: a plugin table or ``plugins.disable`` is invalid (file and line when it came from the file).
+        PluginError: an installed plugin fails to load.
+    """
+    try:
+        plugins = make_plugins(disable=settings.plugins.disable)
+    except ConfigError as exc:
+        if exc.file is None and exc.key and settings.file is not None and settings.origins().get(exc.key) == "file":
+            line = find_key_line(settings.file, tuple(exc.key.split(".")))  # as the runner names it
+            raise ConfigError(f"{settings.file}:{line or '?'}: {exc.message}", file=str(settings.file), key=exc.key,
+                              line=line) from None
+        raise
     return plugins.bind(settings), plugins
+
+
+def bound_settings() -> tuple[Settings, Plugins]:
+    """Settings from ``--config`` validated against the installed plugins (see `bind_settings`)."""
+    return bind_settings(load_settings())
 
 
 class NoStoreError(click.ClickException):
@@ -536,6 +552,9 @@ def run(target: str, session: str | None, input_: str | None, resume: bool, max_
         check_session_id(session)
     data = None if resume else read_input(input_)
     settings = load_settings()
+    # The whole config, plugin tables included, before TARGET's module-level code runs. The runner
+    # binds the same installed plugins again: the CLI never takes plugins from the target itself.
+    check_resolvable(*bind_settings(settings), ask_stores=False)
     spec = load_target(target)
     if resume:
         missing = missing_sqlite_store(settings)
@@ -987,8 +1006,11 @@ def located_error(settings: Settings, key: str, message: str) -> ConfigError:
 _BUILTIN_BACKENDS = {"sqlite": "sqlite_store", "postgres": "postgres_store", "memory": "memory_store"}
 
 
-def check_resolvable(settings: Settings, plugins: Plugins) -> None:
+def check_resolvable(settings: Settings, plugins: Plugins, *, ask_stores: bool = True) -> None:
     """What `Runner` resolves beyond the settings model: the extra-errors mode and the backend.
+
+    A backend only a third-party plugin can serve is checked by asking it for its store (closed at
+    once); with ``ask_stores=False`` it is left to the runner, and no store is opened here.
 
     Raises:
         ConfigError: no loaded plugin serves ``persistence.backend``, the postgres backend has no
@@ -1008,6 +1030,8 @@ def check_resolvable(settings: Settings, plugins: Plugins) -> None:
                                 "DSN (or RAILGRAPH_PLUGINS__POSTGRES_STORE__DSN)")
         return
     others = [p for p in providers if p not in _BUILTIN_BACKENDS.values()]
+    if others and not ask_stores:
+        return
     if others:  # only a third-party plugin can serve this name: ask it, as run would
         _, store = plugins.first("make_checkpointer", backend=backend, settings=settings)
         if store is not None:

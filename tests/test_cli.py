@@ -277,6 +277,36 @@ def test_run_with_a_bad_config_exits_3_naming_file_and_line(tmp_path):
     assert "bad.toml:5: runner.max_stepz: unknown key" in result.stderr
 
 
+MARKER_GRAPH = """\
+from pathlib import Path
+Path("imported.marker").write_text("the target's module-level code ran")
+from railgraph import END, START, GraphBuilder
+graph = GraphBuilder()
+graph.add_node("a", lambda state: None)
+graph.add_edge(START, "a")
+graph.add_edge("a", END)
+"""
+
+
+@pytest.mark.parametrize(("config", "needle"), [
+    ('[plugins.retry]\nbackof = 1\n', "bad.toml:4: plugins.retry.backof: unknown key"),
+    ('[plugins.nosuch]\nx = 1\n', "bad.toml:3: plugins.nosuch: no loaded plugin named 'nosuch'"),
+    ('[plugins]\ndisable = ["retyr"]\n', "bad.toml:4: plugins.disable names unknown plugin(s) ['retyr']"),
+    ('[runner]\nmax_stepz = 1\n', "bad.toml:4: runner.max_stepz: unknown key"),
+])
+def test_run_rejects_a_bad_config_before_importing_the_target(tmp_path, config, needle):
+    """Plugin-table errors, like core-key ones, exit 3 before TARGET is imported: its module code never runs."""
+    (tmp_path / "marker_target.py").write_text(MARKER_GRAPH)
+    (tmp_path / "bad.toml").write_text('[persistence]\nbackend = "memory"\n' + config)
+    result = invoke("run", "marker_target.py:graph", "-c", "bad.toml")
+    assert result.exit_code == 3, result.output
+    assert needle in result.stderr
+    assert not (tmp_path / "imported.marker").exists()
+    (tmp_path / "bad.toml").write_text('[persistence]\nbackend = "memory"\n')
+    assert invoke("run", "marker_target.py:graph", "-c", "bad.toml").exit_code == 0
+    assert (tmp_path / "imported.marker").exists()  # the marker does show an import
+
+
 # ---------------------------------------------------------------------------------------------
 # errors
 # ---------------------------------------------------------------------------------------------
