@@ -49,10 +49,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from railgraph.checkpoint import (
     LatestCache,
@@ -216,8 +215,7 @@ _CHAIN_OUTBOX = ("chain CROSS JOIN checkpoints c ON c.session = :s AND c.step = 
                  "WHERE c.ev_count > 0")
 
 
-@dataclass(frozen=True, slots=True)
-class _Meta:
+class _Meta(NamedTuple):
     """The store-side columns of a checkpoint row (its windows into the session's logs)."""
 
     step: int
