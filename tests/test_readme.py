@@ -119,6 +119,46 @@ def test_the_tours_resume_hint_is_the_one_run_prints() -> None:
         next(i for i, b in enumerate(BASH) if "--resume" in b)]
 
 
+TEXT = re.findall(r"```text\n(.*?)```", README, re.S)
+_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z"
+
+
+def _shown_line(line: str) -> re.Pattern[str]:
+    """A README output line as a pattern: its time matches any time, and `…` any cut text."""
+    parts = re.split(f"(…|{_TIME})", line)
+    return re.compile("".join(".*" if p == "…" else _TIME if re.fullmatch(_TIME, p) else re.escape(p) for p in parts))
+
+
+def test_the_tours_sample_outputs_are_what_its_commands_print(tmp_path: Path) -> None:
+    """Run, failing run and resume of the tour print the README's samples line for line (times and `…` cuts aside)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    (tmp_path / "examples").mkdir()
+    for name in ("triage.py", "triage.toml"):
+        shutil.copy(ROOT / "examples" / name, tmp_path / "examples" / name)
+    railgraph = Path(sys.executable).parent / "railgraph"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAILGRAPH_")}
+    config = ["--config", "examples/triage.toml"]
+    runs = [  # (the sample's first line, arguments, extra environment, exit code), as the tour runs them
+        ("running examples/triage.py:graph · session tour", [*config, "--session", "tour"], {}, 0),
+        ("running examples/triage.py:graph · session down", ["-c", "examples/triage.toml", "-s", "down"],
+         {"RAILGRAPH_PLUGINS__RETRY__MAX_ATTEMPTS": "1"}, 10),
+        ("resuming examples/triage.py:graph · session down", [*config, "--session", "down", "--resume"], {}, 0),
+    ]
+    for first, args, extra_env, code in runs:
+        proc = subprocess.run([str(railgraph), "run", "examples/triage.py:graph", *args], cwd=tmp_path,
+                              env={**env, **extra_env}, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == code, proc.stderr
+        printed = (proc.stdout + proc.stderr).splitlines()  # the diagnostic (stderr) comes after stdout
+        shown = next(b for b in TEXT if b.startswith(first)).splitlines()
+        assert len(printed) == len(shown), "\n".join(printed)
+        for want, got in zip(shown, printed):
+            assert _shown_line(want).fullmatch(got), f"README shows {want!r}, {first!r} printed {got!r}"
+
+
 def _exit_codes_of(text: str) -> set[int]:
     codes: set[int] = set()
     for a, b in re.findall(r"^\| (\d+)(?:–(\d+))? \|", text, re.M):
