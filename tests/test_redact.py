@@ -275,3 +275,20 @@ def test_an_ordinary_event_is_not_copied() -> None:
     ev = event("tool call 'search_tickets' failed: upstream api.example.com answered HTTP 503 (attempt 3 of 5)",
                details=details, context=context, cause=ErrorLadder(type="OSError", message="timed out"))
     assert processor()(ev) is ev
+
+
+def test_short_strings_are_remembered_within_a_bound_and_give_the_scans_answer() -> None:
+    """`text` remembers short strings (the session id of every event): the same answer as a fresh scan,
+    secrets included, and never more than SHORT_MEMO of them; long strings are scanned every time."""
+    r, full = _redactors("[REDACTED]")
+    short = ["token=abc123", "ok", "ACCT-123456", "6f1e3c0a-4b2f-4f1e-9a1a-1234567890ab", "x" * redact.SHORT]
+    for _ in range(2):
+        assert [r.text(v) for v in short] == [full.text(v) for v in short]
+    assert r.text("token=abc123") == "token=[REDACTED]" and r.text("ACCT-123456") == "[REDACTED]"
+    assert set(short) <= set(r._short)
+    long = "y" * (redact.SHORT + 1)
+    r.text(long)
+    assert long not in r._short
+    for i in range(redact.SHORT_MEMO + 10):
+        r.text(f"v{i}")
+    assert 0 < len(r._short) <= redact.SHORT_MEMO
