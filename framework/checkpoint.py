@@ -438,7 +438,7 @@ def _same(a: Any, b: Any) -> bool:
     return a is b or (type(a) is type(b) and a == b)
 
 
-def _matches(seq: Sequence[Any], at: Any) -> bool:
+def probes_match(seq: Sequence[Any], at: Any) -> bool:
     """``seq[i]`` is ``at(i)``, probed at the first, middle and last index (O(1))."""
     n = len(seq)
     for i in (0, n // 2, n - 1) if n else ():
@@ -475,7 +475,7 @@ def plan_write(prev: Checkpoint | None, cp: Checkpoint, delta: Delta) -> WritePl
     old_m, new_m = prev.messages, cp.messages
     if new_m is old_m:
         messages, m_rewritten = (), False
-    elif len(new_m) >= len(old_m) and _matches(old_m, lambda i: new_m[i]):
+    elif len(new_m) >= len(old_m) and probes_match(old_m, lambda i: new_m[i]):
         messages, m_rewritten = tuple(new_m[len(old_m):]), False
     else:
         messages, m_rewritten = tuple(new_m), True
@@ -502,7 +502,7 @@ def plan_write(prev: Checkpoint | None, cp: Checkpoint, delta: Delta) -> WritePl
         old_summary, old_entries = _split_summary(old_errors)
         appended, dropped = tuple(delta.errors_appended), delta.errors_dropped
         total = len(old_entries) + len(appended)
-        ok = not delta.errors_rewritten and 0 <= dropped <= total and len(entries) == total - dropped and _matches(
+        ok = not delta.errors_rewritten and 0 <= dropped <= total and len(entries) == total - dropped and probes_match(
             entries, lambda i: old_entries[dropped + i] if dropped + i < len(old_entries)
             else appended[dropped + i - len(old_entries)])
         if not ok:
@@ -539,12 +539,23 @@ def encode_rows(cp: Checkpoint, plan: WritePlan) -> EncodedRows:
     if plan.extra_deleted:
         extra += [(k, None) for k in plan.extra_deleted]
     return EncodedRows(
-        events=tuple([e.to_json() for e in cp.events]),
-        messages=tuple([dumps(m.to_dict()) for m in plan.messages]) if plan.messages else (),
-        extra=tuple(extra), frontier=dumps(list(cp.frontier)),
-        versions=dumps(cp.versions if isinstance(cp.versions, dict) else dict(cp.versions)),
-        seen=dumps({n: dict(v) for n, v in cp.versions_seen.items()}),
-        failure=dumps(cp.failure) if cp.failure is not None else None)
+        tuple([e.to_json() for e in cp.events]),
+        tuple([dumps(m.to_dict()) for m in plan.messages]) if plan.messages else (),
+        tuple(extra), *encode_scheduling(cp), dumps(cp.failure) if cp.failure is not None else None)
+
+
+def encode_scheduling(cp: Checkpoint) -> tuple[str, str, str]:
+    """The JSON of `cp`'s frontier, versions and versions seen (a checkpoint row's small columns)."""
+    # the JSON encoder takes dicts, FrozenDict included; other mappings are copied into dicts first
+    try:
+        versions = dumps(cp.versions)
+    except TypeError:
+        versions = dumps(dict(cp.versions))
+    try:
+        seen = dumps(cp.versions_seen)
+    except TypeError:
+        seen = dumps({n: dict(v) for n, v in cp.versions_seen.items()})
+    return dumps(list(cp.frontier)), versions, seen
 
 
 def stored_time(when: datetime) -> str:
@@ -688,6 +699,8 @@ EMPTY_EXTRA: Mapping[str, Any] = FrozenDict()
 
 __all__ = [
     "CACHE_SESSIONS",
+    "encode_scheduling",
+    "probes_match",
     "LatestCache",
     "union_windows",
     "STATUSES",

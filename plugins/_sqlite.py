@@ -49,6 +49,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -65,10 +66,12 @@ from railgraph.checkpoint import (
     corrupt,
     decode_checkpoint,
     dumps,
+    encode_scheduling,
     load_stored,
     load_stored_event,
     pending_columns,
     plan_commit,
+    probes_match,
     stored_time,
 )
 from railgraph.errors import CheckpointError, SessionBusyError
@@ -78,6 +81,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: session claims need POSIX record locks
     fcntl = None  # type: ignore[assignment]
 from railgraph.events import ErrorEvent
+from railgraph.state import ERRORS_KEY
 
 SCHEMA_VERSION = 3
 ROW_FORMAT = 1
@@ -195,6 +199,8 @@ assert len(MIGRATIONS) == SCHEMA_VERSION  # noqa: S101 - a module invariant, che
 _CP_COLS = ("step, format, status, created_at, interrupt, frontier, versions, seen, failure, pending, pending_from, "
             "msg_start, msg_end, rail_present, rail_start, rail_end, summary_from, ev_seq, ev_count, rail_lo, rail_hi, "
             "extra_from, extra_delta, ev_prev")
+_INSERT_OUTBOX = ("INSERT INTO outbox (session, step, id, data, store, node, code, scope, at, rail_pos) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_CP = f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 25)})"  # built once
 
 
@@ -241,6 +247,71 @@ class _Meta(NamedTuple):
 
 
 Block = tuple[int, int, int]
+
+
+class _Quick(NamedTuple):
+    """What `_quick` found a commit to write (see `SqliteCheckpointer._apply_quick`)."""
+
+    texts: tuple[str, ...]  # each event's JSON
+    extra: tuple[tuple[str, str], ...]  # (key, json) per changed user key of extra, in its order
+    scheduling: tuple[str, str, str]  # frontier, versions, versions seen as JSON
+    errors_present: bool  # the checkpoint's extra has the errors key
+    appended: bool  # the step's events are appended to extra["errors"]
+    store: bool  # the events go to the errors store
+
+
+_ABSENT: Any = object()
+
+
+def _quick(prev: Checkpoint, meta: _Meta, cp: Checkpoint, delta: Delta) -> _Quick | None:
+    """The rows of the commit of `cp` after `prev` when it has the shape of almost every superstep:
+    no messages, pending writes, failure or cap summary; user keys of ``extra`` changed (none added
+    or removed); the step's events appended to ``extra["errors"]`` (or it unchanged). ``None``
+    otherwise, or when a value is not JSON: `plan_commit` decides then, and reports what is wrong.
+
+    For those commits the plan is known without building it: `SqliteCheckpointer._apply_quick`
+    writes the rows `_apply` writes for `plan_commit`'s plan (a test replays random runs both ways
+    and compares every row).
+    """
+    if (meta.step >= cp.step or cp.messages is not prev.messages or cp.pending_writes or prev.pending_writes
+            or cp.failure is not None or meta.summary_from is not None):
+        return None
+    events = cp.events
+    new, old = cp.extra.get(ERRORS_KEY), prev.extra.get(ERRORS_KEY)
+    appended = new is not old
+    if appended:
+        n_old = len(old) if old is not None else 0
+        if (old is None or new is None or not meta.rail_present or not events or delta.errors_rewritten
+                or delta.errors_dropped or len(new) != n_old + len(events) or len(delta.errors_appended) != len(events)
+                or (old and old[0].is_summary)):
+            return None
+        for a, b, c in zip(delta.errors_appended, events, new[n_old:]):
+            if a is not b or c is not b:
+                return None
+        if not probes_match(new, lambda i: old[i] if i < n_old else events[i - n_old]):
+            return None
+    elif new is not None and (not meta.rail_present or (new and new[0].is_summary)):
+        return None
+    extra: list[tuple[str, str]] = []
+    try:
+        if cp.extra is not prev.extra:
+            if len(cp.extra) - (ERRORS_KEY in cp.extra) != len(prev.extra) - (ERRORS_KEY in prev.extra):
+                return None  # a user key was added or removed
+            changed = delta.extra_keys
+            for key, value in cp.extra.items():
+                if key == ERRORS_KEY:
+                    continue
+                was = prev.extra.get(key, _ABSENT)
+                if was is value:
+                    continue
+                if was is _ABSENT or key not in changed:
+                    return None  # new, or changed without the barrier saying so: the plan compares texts
+                extra.append((key, dumps(value)))
+        texts = tuple([e.to_json() for e in events])
+        scheduling = encode_scheduling(cp)
+    except (TypeError, ValueError):
+        return None
+    return _Quick(texts, tuple(extra), scheduling, new is not None, appended, bool(delta.write_errors_store))
 
 
 def _extend(blocks: tuple[Block, ...], pos: int, seq: int, count: int) -> tuple[Block, ...]:
@@ -413,6 +484,7 @@ class SqliteCheckpointer(LatestCache):
     """
 
     has_errors_store = True
+    quick = True  # commits of the common shape skip the general write plan (`_quick`); tests turn it off
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: int = 5000, synchronous: str = "NORMAL") -> None:
         if synchronous not in ("NORMAL", "FULL"):
@@ -457,20 +529,20 @@ class SqliteCheckpointer(LatestCache):
             delay = min(delay * 2, 0.2)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
-        conn = self._conn
-
-        def attempt() -> T:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                out = fn(conn)
-                conn.execute("COMMIT")
-                return out
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         with self._lock:
-            return self._retry(attempt)
+            return self._retry(partial(self._attempt, fn, "BEGIN IMMEDIATE" if write else "BEGIN"))
+
+    def _attempt(self, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
+        conn = self._conn
+        conn.execute(begin)
+        try:
+            out = fn(conn)
+            conn.execute("COMMIT")
+            return out
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _version(self, conn: sqlite3.Connection) -> int | None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -732,13 +804,25 @@ class SqliteCheckpointer(LatestCache):
         """
         cp, session = checkpoint, checkpoint.session
         with self._lock:
-            previous = self._previous(session)
+            previous = self._cache.get(session)
+            quick = _quick(*previous, cp, delta) if previous is not None and self.quick else None
+            if previous is None:
+                previous = self._load(session, None)
             prev, meta = previous if previous is not None else (None, None)
-            plan, enc = plan_commit(prev, meta.step if meta is not None else None, cp, delta)
-            flagged = len(cp.events) if plan.store_events else 0
+            flagged = len(cp.events) if delta.write_errors_store else 0
             catch_up = self._unstored + flagged >= STORE_BATCH
+            if quick is not None:
+                apply = partial(self._apply_quick, cp, meta, quick, catch_up)
+            else:
+                plan, enc = plan_commit(prev, meta.step if meta is not None else None, cp, delta)
+                apply = partial(self._apply, cp, plan, enc, meta, catch_up)
             try:
-                new_meta = self._tx(lambda conn: self._apply(conn, cp, plan, enc, meta, catch_up))
+                try:  # one attempt straight away (the lock is taken); a busy file goes through _tx's retries
+                    new_meta = self._attempt(apply, "BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc):
+                        raise
+                    new_meta = self._tx(apply)
             except sqlite3.IntegrityError as exc:
                 self._cache.pop(session, None)
                 raise CheckpointError(f"session {session!r} step {cp.step} is stored already (another writer?); "
@@ -755,8 +839,44 @@ class SqliteCheckpointer(LatestCache):
                 self._wal.poke()
             self._remember(session, (cp, new_meta))
 
-    def _apply(self, conn: sqlite3.Connection, cp: Checkpoint, plan: WritePlan, enc: EncodedRows,
-               meta: _Meta | None, catch_up: bool) -> _Meta:
+    def _apply_quick(self, cp: Checkpoint, meta: _Meta, quick: _Quick, catch_up: bool,
+                     conn: sqlite3.Connection) -> _Meta:
+        """`_apply` for a commit `_quick` vouched for: the same rows, without the general plan."""
+        session, step, events = cp.session, cp.step, cp.events
+        ex = conn.execute
+        r_next = meta.rail_end
+        store = 1 if events and quick.store else 0
+        blocks = meta.blocks if quick.errors_present else ()
+        first_seq = None
+        for i, (event, text) in enumerate(zip(events, quick.texts, strict=True)):
+            pos = r_next + i if quick.appended else None
+            seq = ex(_INSERT_OUTBOX, (session, step, str(event.id), text, store, event.node, event.code,
+                                      event.scope.kind, stored_time(event.when), pos)).lastrowid
+            if first_seq is None:
+                first_seq = seq
+            if pos is not None:
+                blocks = _extend(blocks, pos, seq, 1)
+        extra_from, extra_pending, extra_bytes, extra_delta = _write_extra(conn, cp, quick.extra, meta)
+        if quick.errors_present:
+            rail_start, rail_end = meta.rail_start, r_next + (len(events) if quick.appended else 0)
+            if blocks and blocks[0][0] < rail_start:
+                blocks = _trim(blocks, rail_start)
+        else:
+            rail_start = rail_end = r_next
+        rail_lo, rail_hi = _bounds(blocks)
+        frontier, versions, seen = quick.scheduling
+        ex(_INSERT_CP,
+           (step, ROW_FORMAT, cp.status, stored_time(cp.created_at), cp.interrupt, frontier, versions, seen, None, None,
+            None, meta.msg_start, meta.msg_end, int(quick.errors_present), rail_start, rail_end, None, first_seq,
+            len(events), rail_lo, rail_hi, extra_from, extra_delta, meta.ev_last, session))
+        if catch_up:
+            _catch_up(conn)
+        return _Meta(step, meta.msg_start, meta.msg_end, quick.errors_present, rail_start, rail_end, None, None,
+                     rail_lo, rail_hi, blocks, extra_from, extra_pending, extra_bytes,
+                     step if events else meta.ev_last)
+
+    def _apply(self, cp: Checkpoint, plan: WritePlan, enc: EncodedRows, meta: _Meta | None, catch_up: bool,
+               conn: sqlite3.Connection) -> _Meta:
         session, step = cp.session, cp.step
         ex = conn.execute
         events, entries = cp.events, plan.errors_entries
@@ -785,10 +905,8 @@ class SqliteCheckpointer(LatestCache):
         if events:
             store = 1 if plan.store_events else 0
             for event, text, pos in zip(events, enc.events, rail_pos, strict=True):
-                seq = ex("INSERT INTO outbox (session, step, id, data, store, node, code, scope, at, rail_pos) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (session, step, str(event.id), text, store, event.node, event.code, event.scope.kind,
-                          stored_time(event.when), pos)).lastrowid
+                seq = ex(_INSERT_OUTBOX, (session, step, str(event.id), text, store, event.node, event.code,
+                                          event.scope.kind, stored_time(event.when), pos)).lastrowid
                 seq_of[id(event)] = seq
                 seqs.append(seq)
                 if first_seq is None:
@@ -959,9 +1077,10 @@ def _write_extra(conn: sqlite3.Connection, cp: Checkpoint, changed: tuple[tuple[
     size = (meta.extra_bytes if meta is not None else 0) + (len(delta) if delta else 0)
     since = None if meta is None else meta.step if meta.extra_from is None else meta.extra_from
     if since is not None and cp.step - since < EXTRA_FLUSH and size < EXTRA_FLUSH_BYTES:
-        if all(k in pending for k, _ in changed):  # the usual case: the same keys change again
-            return since, pending, size, delta
-        return since, pending.union(k for k, _ in changed), size, delta
+        for k, _ in changed:
+            if k not in pending:
+                return since, pending.union(k for k, _ in changed), size, delta
+        return since, pending, size, delta  # the usual case: the same keys change again
     rows = dict(changed)
     for key in pending - rows.keys():
         rows[key] = dumps(cp.extra[key]) if key in cp.extra else None

@@ -8,15 +8,23 @@ event is that event's outbox row, bounded by seq in the checkpoint row.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from test_store_conformance import checkpoint, ev
 
+from railgraph import END, START, GraphBuilder, NodePartial, Settings
 from railgraph.checkpoint import Delta
 from railgraph.plugins._sqlite import STORE_BATCH
 from railgraph.plugins.sqlite_store import SqliteCheckpointer
@@ -246,3 +254,116 @@ def test_reads_by_session_cost_its_steps_with_events_not_its_length(tmp_path: Pa
         assert _vm_steps(long, lambda: read(long)) <= _vm_steps(short, lambda: read(short)) + 2
     short.close()
     long.close()
+
+
+# -- the quick commit path writes exactly what the general write plan writes --------------------------
+
+# one superstep of a random run: events emitted, what happens to key "a" (kept, set to the value it
+# has, set to a new value), whether a new key appears, whether a message is appended
+_STEP = st.tuples(st.integers(0, 3), st.sampled_from(["keep", "same", "new"]), st.booleans(), st.booleans())
+_CONFIG = st.tuples(st.sampled_from(["dual", "store-only", "legacy"]),
+                    st.sampled_from([None, ("summarize", 3), ("drop-oldest", 3)]))
+
+
+def _random_run(path: Path, plan: list[tuple[int, str, bool, bool]], config: tuple[str, Any], quick: bool) -> int:
+    """Run two sessions of a graph that follows `plan` step by step, alternating them (their outbox
+    rows interleave), on a store at `path` with the quick path on or off; return how many commits
+    took the quick path. Ids and times are fixed, so two runs write the same data."""
+    mode, cap = config
+    counter = itertools.count()
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def work(state: Any, ctx: Any) -> NodePartial:
+        i = state.extra["i"]
+        n, a, add, message = plan[i]
+        extra: dict[str, Any] = {"i": i + 1}
+        if a == "same":
+            extra["a"] = state.extra["a"]
+        elif a == "new":
+            extra["a"] = {"v": i}
+        if add:
+            extra[f"k{i}"] = i
+        messages = [{"role": "ai", "content": f"m{i}"}] if message else []
+        return NodePartial(messages=messages, extra=extra,
+                           errors=[ctx.event(f"e{i}.{j}", code="t", details={"j": j}) for j in range(n)])
+
+    b = GraphBuilder()
+    b.add_node("work", work)
+    b.add_edge(START, "work")
+    b.add_conditional_edges("work", lambda s: "work" if s.extra["i"] < len(plan) else END)
+    plugins: dict[str, Any] = {"sqlite_store": {"path": str(path)}, "extra_errors": {"mode": mode}}
+    if cap is not None:
+        plugins["cap"] = {"strategy": cap[0], "max_events": cap[1]}
+    graph = b.compile(settings=Settings(persistence={"backend": "sqlite"}, plugins=plugins),
+                      ids=lambda: uuid.UUID(int=next(counter)),
+                      clock=lambda: start + timedelta(seconds=next(counter)))
+    store = graph.runner.checkpointer
+    store.quick = quick
+    taken = [0]
+    real = store._apply_quick
+
+    def counted(*args: Any) -> Any:
+        taken[0] += 1
+        return real(*args)
+    store._apply_quick = counted
+    try:
+        for s in ("s1", "s2"):
+            graph.start({"extra": {"i": 0, "a": {"v": -1}}}, session=s)
+        for _ in plan:
+            for s in ("s1", "s2"):
+                graph.step(s)
+        assert all(graph.runner.checkpointer.latest(s).status == "completed" for s in ("s1", "s2"))
+    finally:
+        graph.close()
+    return taken[0]
+
+
+def _rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    tables = [r[0] for r in raw(path, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: sorted(raw(path, f"SELECT * FROM {t}"), key=repr) for t in tables}  # noqa: S608 - own names
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(_STEP, min_size=1, max_size=12), config=_CONFIG)
+def test_quick_commits_write_the_rows_the_general_plan_writes(tmp_path: Path, plan: list[Any], config: Any) -> None:
+    """Random runs (events or none, kept, equal and new values, new keys, messages, every extra-errors
+    mode, no cap or either cap strategy; two sessions interleaved) leave the same rows in every table
+    whether commits of the common shape take the quick path or the general write plan."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+        quick, general = Path(d) / "quick.db", Path(d) / "general.db"
+        _random_run(quick, plan, config, quick=True)
+        assert _random_run(general, plan, config, quick=False) == 0
+        assert _rows(quick) == _rows(general)
+
+
+def test_the_quick_path_takes_the_commits_of_an_uncapped_run_with_an_event_per_step(tmp_path: Path) -> None:
+    """The common shape (W3: a key changes, one event appended) takes the quick path from each session's
+    second superstep on (the first one creates extra["errors"]); without events, from the first."""
+    plan = [(1, "keep", False, False)] * 20
+    assert _random_run(tmp_path / "a.db", plan, ("dual", None), quick=True) == 2 * 19
+    assert _random_run(tmp_path / "b.db", [(0, "new", False, False)] * 5, ("store-only", None), quick=True) == 10
+    # a message, a new key or a cap's drop is not the common shape
+    assert _random_run(tmp_path / "c.db", [(1, "keep", False, True)] * 5, ("dual", None), quick=True) == 0
+    assert _random_run(tmp_path / "d.db", [(1, "keep", True, False)] * 5, ("dual", None), quick=True) == 0
+
+
+def test_a_delta_that_does_not_describe_the_array_is_not_taken_at_its_word(tmp_path: Path) -> None:
+    """A caller's delta says 'appended' but the middle of extra["errors"] differs from the stored one
+    (where the write plan's O(1) probes look): the quick path declines as the plan does, the window is
+    rewritten, both paths store the same rows, and the checkpoint loads back equal."""
+    e = [ev(i) for i in range(8)]
+    commits = [
+        (checkpoint("s", 1, extra={"errors": (e[0], e[1], e[2])}, events=(e[0], e[1], e[2])), Delta(first=True)),
+        (checkpoint("s", 2, extra={"errors": (e[0], e[1], e[2], e[3]), "n": 1}, events=(e[3],)),
+         Delta(errors_appended=(e[3],), extra_keys=frozenset({"n"}))),
+        (checkpoint("s", 3, extra={"errors": (e[0], e[1], e[5], e[3], e[4]), "n": 2}, events=(e[4],)),
+         Delta(errors_appended=(e[4],), extra_keys=frozenset({"n"}))),  # e[2] became e[5]: not an append
+    ]
+    for name, quick in (("quick.db", True), ("general.db", False)):
+        store = SqliteCheckpointer(tmp_path / name)
+        store.quick = quick
+        for cp, delta in commits:
+            store.commit(cp, delta)
+        store.close()
+        assert SqliteCheckpointer(tmp_path / name).get("s", 3) == commits[2][0]
+    assert _rows(tmp_path / "quick.db") == _rows(tmp_path / "general.db")
