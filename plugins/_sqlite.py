@@ -283,7 +283,7 @@ def _quick(prev: Checkpoint, meta: _Meta, cp: Checkpoint, delta: Delta) -> _Quic
         n_old = len(old) if old is not None else 0
         if (old is None or new is None or not meta.rail_present or not events or delta.errors_rewritten
                 or delta.errors_dropped or len(new) != n_old + len(events) or len(delta.errors_appended) != len(events)
-                or (old and old[0].is_summary)):
+                or new[0].is_summary):  # a summary (even an event with its code) first: the plan splits it off
             return None
         for a, b, c in zip(delta.errors_appended, events, new[n_old:]):
             if a is not b or c is not b:

@@ -9,25 +9,31 @@ event is that event's outbox row, bounded by seq in the checkpoint row.
 from __future__ import annotations
 
 import itertools
+import random
 import sqlite3
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_store_conformance import checkpoint, ev
+from test_store_conformance import checkpoint, ev, summary
 
-from railgraph import END, START, GraphBuilder, NodePartial, Settings
+from railgraph import END, START, GraphBuilder, Message, NodePartial, Settings
 from railgraph.checkpoint import Delta
+from railgraph.events import SUMMARY_CODE
+from railgraph.plugins import _sqlite as sqlite_module
 from railgraph.plugins._sqlite import STORE_BATCH
 from railgraph.plugins.sqlite_store import SqliteCheckpointer
+from railgraph.state import FrozenDict
 
 
 def raw(path: Path, sql: str) -> list[tuple]:
@@ -367,3 +373,99 @@ def test_a_delta_that_does_not_describe_the_array_is_not_taken_at_its_word(tmp_p
         store.close()
         assert SqliteCheckpointer(tmp_path / name).get("s", 3) == commits[2][0]
     assert _rows(tmp_path / "quick.db") == _rows(tmp_path / "general.db")
+
+
+def _commits(rng: random.Random, steps: int) -> list[tuple[Any, Delta]]:
+    """A session's commits made by hand, as a store caller might: honest deltas mostly, and now and
+    then one that does not describe the arrays (a dropped or replaced entry, a rewrite with a
+    summary, the errors key removed), keys changed without the delta saying so, added or removed
+    keys, messages, events that carry the summary code, the errors store on or off."""
+    ids = itertools.count(1)
+    first = {"a": {"v": 0}, "b": 1, **({"errors": ()} if rng.random() < 0.5 else {})}
+    prev = checkpoint("s", 1, extra=first)
+    out: list[tuple[Any, Delta]] = [(prev, Delta(first=True, extra_keys=frozenset(first) - {"errors"}))]
+    for step in range(2, steps + 1):
+        events = tuple(ev(next(ids), code=SUMMARY_CODE if rng.random() < 0.05 else "t")
+                       for _ in range(rng.choice([0, 0, 1, 1, 2, 3])))
+        extra, keys = dict(prev.extra), set()
+        for key in [k for k in extra if k != "errors"]:
+            r = rng.random()
+            if r < 0.3:
+                extra[key], _ = {"v": step}, keys.add(key)
+            elif r < 0.35:
+                extra[key] = {"v": step}  # changed, and the delta does not say so
+            elif r < 0.37:
+                del extra[key]
+        if rng.random() < 0.05:
+            extra[f"k{step}"], _ = step, keys.add(f"k{step}")
+        old, r = prev.extra.get("errors"), rng.random()
+        appended, dropped, rewritten = (), 0, False
+        if events and old is None and r < 0.8:
+            extra["errors"], appended = events, events
+        elif events and old is not None and r < 0.7:
+            extra["errors"], appended = old + events, events
+        elif events and old and r < 0.8:
+            extra["errors"], appended, dropped = old[1:] + events, events, 1
+        elif events and old is not None and len(old) >= 3 and r < 0.85:  # not an append, the delta says it is
+            swapped = list(old + events)
+            swapped[len(swapped) // 2] = ev(next(ids))
+            extra["errors"], appended = tuple(swapped), events
+        elif events and old is not None and r < 0.9:
+            extra["errors"], appended, rewritten = (summary(step, 3), *old[-1:], *events), events, True
+        elif old is not None and r < 0.93:
+            del extra["errors"]
+        unchanged = extra == dict(prev.extra) and all(extra[k] is prev.extra[k] for k in extra) and rng.random() < 0.5
+        messages = prev.messages + (Message("ai", f"m{step}"),) if rng.random() < 0.1 else prev.messages
+        cp = replace(checkpoint("s", step, events=events), extra=prev.extra if unchanged else FrozenDict(extra),
+                     messages=messages)
+        out.append((cp, Delta(messages_appended=len(messages) - len(prev.messages), extra_keys=frozenset(keys),
+                              errors_appended=appended, errors_dropped=dropped, errors_rewritten=rewritten,
+                              write_errors_store=rng.random() < 0.7)))
+        prev = cp
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rng=st.randoms(use_true_random=False), steps=st.integers(2, 90))
+def test_quick_commits_match_the_general_plan_commit_by_commit(tmp_path: Path, rng: random.Random, steps: int) -> None:
+    """Commits made by hand, honest or not (see `_commits`), give the same store-side state after each
+    commit (`_Meta`), the same rows, and the same checkpoints read back, with the quick path on or off.
+    The extra table is flushed every 8 steps here, so flushes are compared too."""
+    commits = _commits(rng, steps)
+    seen: dict[bool, tuple[list[Any], list[Any]]] = {}
+    with tempfile.TemporaryDirectory(dir=tmp_path) as d, mock.patch.object(sqlite_module, "EXTRA_FLUSH", 8):
+        for quick in (True, False):
+            store = SqliteCheckpointer(Path(d) / f"{quick}.db")
+            store.quick = quick
+            metas = []
+            for cp, delta in commits:
+                store.commit(cp, delta)
+                metas.append(store._cache["s"][1])
+            store.close()
+            again = SqliteCheckpointer(Path(d) / f"{quick}.db")
+            seen[quick] = (metas, [again.get("s", cp.step) for cp, _ in commits])
+            again.close()
+        assert seen[True] == seen[False]
+        assert _rows(Path(d) / "True.db") == _rows(Path(d) / "False.db")
+
+
+def test_an_event_with_the_summary_code_first_in_a_new_array_goes_the_general_way(tmp_path: Path) -> None:
+    """An errors array that was empty and now starts with an event carrying the cap summary's code:
+    the write plan stores that event as the summary, so the quick path must not store it as an entry
+    (it did once: the next commit then loaded back with the event twice)."""
+    s1, e2, e3 = ev(1, code=SUMMARY_CODE), ev(2), ev(3)
+    commits = [(checkpoint("s", 1, extra={"errors": (), "n": 0}), Delta(first=True)),
+               (checkpoint("s", 2, extra={"errors": (s1, e2), "n": 1}, events=(s1, e2)),
+                Delta(errors_appended=(s1, e2), extra_keys=frozenset({"n"}))),
+               (checkpoint("s", 3, extra={"errors": (s1, e2, e3), "n": 2}, events=(e3,)),
+                Delta(errors_appended=(e3,), extra_keys=frozenset({"n"})))]
+    for quick in (True, False):
+        store = SqliteCheckpointer(tmp_path / f"{quick}.db")
+        store.quick = quick
+        for cp, delta in commits:
+            store.commit(cp, delta)
+        store.close()
+        again = SqliteCheckpointer(tmp_path / f"{quick}.db")
+        assert [again.get("s", cp.step) for cp, _ in commits] == [cp for cp, _ in commits]
+        again.close()
+    assert _rows(tmp_path / "True.db") == _rows(tmp_path / "False.db")
