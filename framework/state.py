@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from .errors import InputError
-
-if TYPE_CHECKING:
-    from .events import ErrorEvent
+from .events import ErrorEvent
 
 ERRORS_KEY = "errors"
 RESERVED_KEYS: frozenset[str] = frozenset({ERRORS_KEY})
@@ -178,8 +176,6 @@ def coerce_partial(value: Any, node: str) -> NodePartial:
         raise InputError(f"node {node!r} returned extra of type {type(partial.extra).__name__}; expected a mapping",
                          node=node)
     if partial.errors or type(partial.errors) is not list:
-        from .events import ErrorEvent  # local: events imports nothing from here
-
         for ev in partial.errors:
             if not isinstance(ev, ErrorEvent):
                 raise InputError(f"node {node!r} returned errors entry of type {type(ev).__name__}; "
