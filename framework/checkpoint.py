@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from json.encoder import c_make_encoder as _c_make_encoder
 from json.encoder import encode_basestring as _encode_str
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import CheckpointError, SessionBusyError
 from .events import ErrorEvent
@@ -398,7 +398,8 @@ class MemoryCheckpointer:
 _MISSING: Any = object()
 
 
-class WritePlan(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class WritePlan:
     """What a store appends for one commit, derived from the previous checkpoint and the new one.
 
     Stores keep append-only logs per session (messages, the entries of ``extra["errors"]``) and a
@@ -422,7 +423,7 @@ class WritePlan(NamedTuple):
 
     messages: tuple[Message, ...] = ()
     messages_rewritten: bool = False
-    extra_set: Mapping[str, Any] = FrozenDict()
+    extra_set: Mapping[str, Any] = field(default_factory=FrozenDict)
     extra_deleted: tuple[str, ...] = ()
     errors_present: bool = False
     errors_entries: tuple[ErrorEvent, ...] = ()
@@ -515,7 +516,8 @@ def plan_write(prev: Checkpoint | None, cp: Checkpoint, delta: Delta) -> WritePl
                      summary_changed=summary_changed, pending_changed=pending_changed, store_events=store_events)
 
 
-class EncodedRows(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class EncodedRows:
     """The JSON text a store writes for one commit, built before its write transaction starts.
 
     Attributes:

@@ -983,9 +983,7 @@ def config_validate(file: str) -> None:
 
     Opens no store (a third-party backend is asked for its store, as `run` would, and it is closed).
     """
-    settings = Settings.load(file)
-    plugins = make_plugins(disable=settings.plugins.disable)
-    check_resolvable(plugins.bind(settings), plugins)
+    check_resolvable(*bind_settings(Settings.load(file)))
     click.echo(f"{file}: valid")
 
 

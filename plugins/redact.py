@@ -63,7 +63,7 @@ VALUE_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
      r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|sk_live_[A-Za-z0-9]{10,})"),
     ((), r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{32,}"),
 )
-# `Redactor.text` remembers the answer for strings this short, up to this many of them
+# `Redactor.text` remembers strings this short that hold nothing to scrub, up to this many of them
 SHORT, SHORT_MEMO = 64, 4096
 NEEDLES = tuple(n for needles, _ in VALUE_PATTERNS for n in needles)
 # Under ``(?i)`` a few non-ASCII letters match ASCII ones (``ſ`` is an ``s``, ``ı`` an ``i``) where
@@ -127,7 +127,7 @@ class Redactor:
         self.replacement = replacement
         self.prefilter = prefilter
         self._keys: dict[str, bool] = {}
-        self._short: dict[str, str] = {}  # short string -> its scrubbed text (see `text`)
+        self._clean: set[str] = set()  # short strings the scan leaves as they are (see `text`)
 
     def secret_key(self, key: str) -> bool:
         """True when `key` names a secret (see the module docstring); memoised, keys repeat."""
@@ -189,19 +189,21 @@ class Redactor:
     def text(self, value: str) -> str:
         """`value` with every secret-looking substring replaced.
 
-        Short strings are remembered (up to `SHORT_MEMO` of them, each at most `SHORT` characters):
-        the session id is in every event's context, and node names, codes and status words repeat.
-        The answer depends on the string alone, so a remembered one is the one the scan would give.
+        Short strings the scan leaves unchanged are remembered (up to `SHORT_MEMO` of them, each at
+        most `SHORT` characters): the session id is in every event's context, and node names, codes
+        and status words repeat. The answer depends on the string alone. A string the scan changes
+        is not remembered, so no secret is kept here after its event is gone.
         """
-        if len(value) <= SHORT and self.prefilter:
-            known = self._short.get(value)
-            if known is None:
-                known = self._scan(value)
-                if len(self._short) >= SHORT_MEMO:
-                    self._short.clear()
-                self._short[value] = known
-            return known
-        return self._scan(value)
+        if len(value) > SHORT or not self.prefilter:
+            return self._scan(value)
+        if value in self._clean:
+            return value
+        scrubbed = self._scan(value)
+        if scrubbed == value:
+            if len(self._clean) >= SHORT_MEMO:
+                self._clean.clear()
+            self._clean.add(value)
+        return scrubbed
 
     def _scan(self, value: str) -> str:
         if ("=" in value or ":" in value) and self._may_pair(value):

@@ -524,6 +524,7 @@ def test_config_explain_names_each_source_and_the_hook_implementers(mem_config):
     ('[runner]\nmax_steps = "many"\n', "bad.toml:2: runner.max_steps"),
     ('[plugins.retry]\nmax_attempts = 3\n\nbackof = 1\n', "bad.toml:4: plugins.retry.backof: unknown key"),
     ('[plugins.nosuch]\nx = 1\n', "no loaded plugin named 'nosuch'"),
+    ('[plugins]\n\ndisable = ["retyr"]\n', "bad.toml:3: plugins.disable names unknown plugin(s) ['retyr']"),
 ])
 def test_config_validate_reports_the_line_of_the_first_problem(tmp_path, content, needle):
     """validate exits 3 with file:line and key path for syntax errors, unknown keys, bad types and plugin tables."""

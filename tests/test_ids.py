@@ -12,6 +12,8 @@ from railgraph.ids import new_id
 
 
 def test_ids_are_version_4_rfc_4122_uuids_like_uuid4s() -> None:
+    """Every id, across pool refills, is a plain UUID of version 4 and the RFC 4122 variant, equal to
+    its own text and as safe as uuid4's."""
     for _ in range(3 * ids.POOL):  # across refills
         uid = new_id()
         assert type(uid) is uuid.UUID
@@ -21,7 +23,7 @@ def test_ids_are_version_4_rfc_4122_uuids_like_uuid4s() -> None:
 
 
 def test_the_random_bits_vary_in_every_position() -> None:
-    # 122 random bits: over 2,000 ids each bit outside version and variant is seen as 0 and as 1
+    """The 122 random bits are random: over 2,000 ids each bit outside version and variant is seen as 0 and 1."""
     fixed = (0xF000 << 64) | (0xC000 << 48)
     ones, zeros = 0, 0
     for _ in range(2000):
@@ -32,6 +34,7 @@ def test_the_random_bits_vary_in_every_position() -> None:
 
 
 def test_threads_never_get_the_same_id() -> None:
+    """8 threads drawing 5,000 ids each, through many refills at once, never get the same one."""
     got: list[list[uuid.UUID]] = [[] for _ in range(8)]
 
     def take(out: list[uuid.UUID]) -> None:
@@ -48,6 +51,7 @@ def test_threads_never_get_the_same_id() -> None:
 
 
 def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    """A child forked with a half-used pool and its parent hand out different ids."""
     new_id()  # the pool now holds ids the parent will hand out next
     read, write = os.pipe()
     pid = os.fork()

@@ -277,18 +277,19 @@ def test_an_ordinary_event_is_not_copied() -> None:
     assert processor()(ev) is ev
 
 
-def test_short_strings_are_remembered_within_a_bound_and_give_the_scans_answer() -> None:
-    """`text` remembers short strings (the session id of every event): the same answer as a fresh scan,
-    secrets included, and never more than SHORT_MEMO of them; long strings are scanned every time."""
+def test_short_clean_strings_are_remembered_within_a_bound_and_secrets_never() -> None:
+    """`text` remembers short strings with nothing to scrub (the session id of every event): the same
+    answer as a fresh scan, every time; a string holding a secret is scrubbed every time and never
+    kept; long strings are not kept; never more than SHORT_MEMO strings are."""
     r, full = _redactors("[REDACTED]")
     short = ["token=abc123", "ok", "ACCT-123456", "6f1e3c0a-4b2f-4f1e-9a1a-1234567890ab", "x" * redact.SHORT]
     for _ in range(2):
         assert [r.text(v) for v in short] == [full.text(v) for v in short]
     assert r.text("token=abc123") == "token=[REDACTED]" and r.text("ACCT-123456") == "[REDACTED]"
-    assert set(short) <= set(r._short)
+    assert r._clean == {"ok", "6f1e3c0a-4b2f-4f1e-9a1a-1234567890ab", "x" * redact.SHORT}
     long = "y" * (redact.SHORT + 1)
     r.text(long)
-    assert long not in r._short
+    assert long not in r._clean
     for i in range(redact.SHORT_MEMO + 10):
         r.text(f"v{i}")
-    assert 0 < len(r._short) <= redact.SHORT_MEMO
+    assert 0 < len(r._clean) <= redact.SHORT_MEMO
