@@ -128,6 +128,7 @@ class Redactor:
         self.prefilter = prefilter
         self._keys: dict[str, bool] = {}
         self._clean: set[str] = set()  # short strings the scan leaves as they are (see `text`)
+        self._exempt_paths: dict[str, bool] = {}
 
     def secret_key(self, key: str) -> bool:
         """True when `key` names a secret (see the module docstring); memoised, keys repeat."""
@@ -150,6 +151,15 @@ class Redactor:
             self._keys.clear()
         self._keys[key] = found
         return found
+
+    def _exempt(self, path: str) -> bool:
+        """Whether `path` is one of the core's session keys (`EXEMPT`); memoised, paths repeat."""
+        known = self._exempt_paths.get(path)
+        if known is None:
+            if len(self._exempt_paths) >= 4096:
+                self._exempt_paths.clear()
+            known = self._exempt_paths[path] = EXEMPT.fullmatch(path) is not None
+        return known
 
     def _may_pair(self, value: str) -> bool:
         """A necessary condition for PAIR to find a secret key: the whole run of key characters before
@@ -238,7 +248,7 @@ class Redactor:
                 if not secret and not isinstance(v, (str, dict, list)):
                     continue  # a number, a boolean or null under an ordinary key
                 sub = f"{path}.{k}"
-                if (secret and not EXEMPT.fullmatch(sub) and v not in (None, "", self.replacement)
+                if (secret and not self._exempt(sub) and v not in (None, "", self.replacement)
                         and not isinstance(v, bool)):
                     new = self.replacement
                     found.append(sub)
@@ -266,7 +276,8 @@ class Redactor:
         message = self.data(rung.message, f"{path}.message", found)
         details = self.data(rung.details, f"{path}.details", found)
         notes = self.data(list(rung.notes), f"{path}.notes", found) if rung.notes else ()
-        group = tuple(self.ladder(g, f"{path}.group.{i}", found) for i, g in enumerate(rung.group))
+        group = tuple(self.ladder(g, f"{path}.group.{i}", found) for i, g in enumerate(rung.group)) \
+            if rung.group else ()
         help_ = rung.help if rung.help is None else self.data(rung.help, f"{path}.help", found)
         cause = rung.cause if rung.cause is None else self.ladder(rung.cause, f"{path}.cause", found)
         if len(found) == before:
