@@ -788,10 +788,6 @@ class SqliteCheckpointer(LatestCache):
 
     # -- writing -----------------------------------------------------------------------------------
 
-    def _previous(self, session: str) -> tuple[Checkpoint, _Meta] | None:
-        cached = self._cache.get(session)
-        return cached if cached is not None else self._load(session, None)
-
     def commit(self, checkpoint: Checkpoint, delta: Delta) -> None:
         """Store `checkpoint`, its outbox events and (if asked) its errors-store rows in one transaction.
 
