@@ -62,6 +62,7 @@ from .config import (
     Settings,
     commented_toml,
     find_key_line,
+    locate_in_file,
 )
 from .errors import CheckpointError, ConfigError, GraphError, InputError, RunnerError, SessionNotFoundError
 from .events import ErrorEvent
@@ -125,11 +126,10 @@ def bind_settings(settings: Settings) -> tuple[Settings, Plugins]:
     try:
         plugins = make_plugins(disable=settings.plugins.disable)
     except ConfigError as exc:
-        if exc.file is None and exc.key and settings.file is not None and settings.origins().get(exc.key) == "file":
-            line = find_key_line(settings.file, tuple(exc.key.split(".")))  # as the runner names it
-            raise ConfigError(f"{settings.file}:{line or '?'}: {exc.message}", file=str(settings.file), key=exc.key,
-                              line=line) from None
-        raise
+        located = locate_in_file(settings, exc)  # as the runner names it
+        if located is exc:
+            raise
+        raise located from None
     return plugins.bind(settings), plugins
 
 

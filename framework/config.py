@@ -394,6 +394,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def locate_in_file(settings: Settings, exc: ConfigError) -> ConfigError:
+    """`exc`, raised about a key of `settings` by code that did not know where the key came from,
+    naming the file and line when the key came from `settings`' TOML file; else `exc` itself."""
+    if exc.file is None and exc.key and settings.file is not None and settings.origins().get(exc.key) == "file":
+        line = find_key_line(settings.file, tuple(exc.key.split(".")))
+        return ConfigError(f"{settings.file}:{line or '?'}: {exc.message}", file=str(settings.file), key=exc.key,
+                           line=line)
+    return exc
+
+
 __all__ = [
     "ErrorsSettings",
     "PersistenceSettings",
@@ -402,5 +412,6 @@ __all__ = [
     "Settings",
     "commented_toml",
     "find_key_line",
+    "locate_in_file",
     "read_toml",
 ]

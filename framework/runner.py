@@ -26,7 +26,7 @@ from typing import Any
 
 from .barrier import BarrierPolicy, Channels, MergeResult, check_partial, merge, storable
 from .checkpoint import Checkpoint, Checkpointer, Delta
-from .config import Settings, find_key_line
+from .config import Settings, find_key_line, locate_in_file
 from .errors import (
     BarrierError,
     CheckpointError,
@@ -206,11 +206,10 @@ class Runner:
             self.plugins: Plugins = make_plugins(load_entrypoints=load_entrypoints, disable=raw.plugins.disable,
                                                  plugins=plugins)
         except ConfigError as exc:
-            if exc.file is None and exc.key and raw.file is not None and raw.origins().get(exc.key) == "file":
-                line = find_key_line(raw.file, tuple(exc.key.split(".")))  # name the file and line it came from
-                raise ConfigError(f"{raw.file}:{line or '?'}: {exc.message}", file=str(raw.file), key=exc.key,
-                                  line=line) from None
-            raise
+            located = locate_in_file(raw, exc)  # name the file and line the key came from
+            if located is exc:
+                raise
+            raise located from None
         self.settings = self.plugins.bind(raw)
         self.clock = clock or utc_now
         self.ids = ids or new_id
