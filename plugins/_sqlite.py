@@ -201,6 +201,13 @@ _CP_COLS = ("step, format, status, created_at, interrupt, frontier, versions, se
             "extra_from, extra_delta, ev_prev")
 _INSERT_OUTBOX = ("INSERT INTO outbox (session, step, id, data, store, node, code, scope, at, rail_pos) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _outbox_row(session: str, step: int, event: ErrorEvent, text: str, store: int,
+                pos: int | None) -> tuple[Any, ...]:
+    """`_INSERT_OUTBOX`'s parameters for `event` (its JSON `text`) at rail position `pos`."""
+    return (session, step, str(event.id), text, store, event.node, event.code, event.scope.kind,
+            stored_time(event.when), pos)
 _INSERT_CP = f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join('?' * 25)})"  # built once
 
 
@@ -846,8 +853,7 @@ class SqliteCheckpointer(LatestCache):
         first_seq = None
         for i, (event, text) in enumerate(zip(events, quick.texts, strict=True)):
             pos = r_next + i if quick.appended else None
-            seq = ex(_INSERT_OUTBOX, (session, step, str(event.id), text, store, event.node, event.code,
-                                      event.scope.kind, stored_time(event.when), pos)).lastrowid
+            seq = ex(_INSERT_OUTBOX, _outbox_row(session, step, event, text, store, pos)).lastrowid
             if first_seq is None:
                 first_seq = seq
             if pos is not None:
@@ -901,8 +907,7 @@ class SqliteCheckpointer(LatestCache):
         if events:
             store = 1 if plan.store_events else 0
             for event, text, pos in zip(events, enc.events, rail_pos, strict=True):
-                seq = ex(_INSERT_OUTBOX, (session, step, str(event.id), text, store, event.node, event.code,
-                                          event.scope.kind, stored_time(event.when), pos)).lastrowid
+                seq = ex(_INSERT_OUTBOX, _outbox_row(session, step, event, text, store, pos)).lastrowid
                 seq_of[id(event)] = seq
                 seqs.append(seq)
                 if first_seq is None:
@@ -1073,10 +1078,9 @@ def _write_extra(conn: sqlite3.Connection, cp: Checkpoint, changed: tuple[tuple[
     size = (meta.extra_bytes if meta is not None else 0) + (len(delta) if delta else 0)
     since = None if meta is None else meta.step if meta.extra_from is None else meta.extra_from
     if since is not None and cp.step - since < EXTRA_FLUSH and size < EXTRA_FLUSH_BYTES:
-        for k, _ in changed:
-            if k not in pending:
-                return since, pending.union(k for k, _ in changed), size, delta
-        return since, pending, size, delta  # the usual case: the same keys change again
+        if all(k in pending for k, _ in changed):  # the usual case: the same keys change again
+            return since, pending, size, delta
+        return since, pending.union(k for k, _ in changed), size, delta
     rows = dict(changed)
     for key in pending - rows.keys():
         rows[key] = dumps(cp.extra[key]) if key in cp.extra else None
