@@ -75,6 +75,8 @@ class _Live:
     app_events: list[ErrorEvent] = field(default_factory=list)
     # sinks this run left to another worker holding their delivery lease (see `Runner.deliver`)
     lease_waits: set[str] = field(default_factory=set)
+    # the run is ending: a commit now waits for its delivery (see `Runner._end_run`)
+    ending: bool = False
 
 
 class _SinkWorker:
@@ -111,11 +113,19 @@ class _SinkWorker:
 @dataclass(slots=True)
 class _SinkState:
     executor: _SinkWorker
-    busy: Any = None  # the future of a write still running (a hung sink)
+    busy: Any = None  # the future of a write that outlived ``runner.sink_timeout`` (a hung sink)
     lock: threading.Lock = field(default_factory=threading.Lock)
     failing_since: datetime | None = None
     failures: int = 0
     last_report: datetime | None = None
+    # the batch the sink is writing while the next superstep runs: its future, the outbox seq to
+    # record when it returns, its size, and when it was handed over (`time.monotonic`)
+    inflight: Future[Any] | None = None
+    inflight_seq: int = 0
+    inflight_size: int = 0
+    inflight_at: float = 0.0
+    # this worker holds the store's delivery lease for the sink (from a batch's read to its cursor write)
+    leased: bool = False
 
 
 def failure_data(err: RunnerError) -> dict[str, Any]:
@@ -362,7 +372,7 @@ class Runner:
 
     def _after_commit(self, live: _Live, cp: Checkpoint, ran: tuple[str, ...], skipped: Mapping[str, str]) -> None:
         if self.sinks:
-            self.deliver(live)
+            self.deliver(live, wait=live.ending)
         if self._notify_steps:
             report = StepReport(cp.session, cp.step, ran, dict(skipped), cp.events, cp.status, dict(cp.versions))
             for err in self.plugins.notify("after_step", report=report):
@@ -385,7 +395,7 @@ class Runner:
 
     # -- sinks -------------------------------------------------------------------------------------
 
-    def deliver(self, live: _Live | None = None) -> int:
+    def deliver(self, live: _Live | None = None, *, wait: bool = True) -> int:
         """Deliver every sink's backlog from the outbox; return the number of events delivered.
 
         A sink that raises or exceeds ``runner.sink_timeout`` keeps its cursor (so it gets the
@@ -393,9 +403,14 @@ class Runner:
         per sink at a time: a run that finds another run of this process delivering to a sink skips
         it, and so does one that finds another worker holding the sink's delivery lease in the
         store (``lease_sink``, where the store has one): that worker delivers the backlog.
+
+        With `wait` false (after each commit of a run), a sink writes its batch on its own thread
+        while the run goes on: the next delivery records the sink's cursor when the write has
+        returned (or reports it when it failed or outlived ``runner.sink_timeout``) and hands over
+        the next batch. With `wait` (the default; at the end of a run) it returns when the backlog
+        is delivered, a sink has failed, or its write timed out.
         """
         delivered = 0
-        lease = getattr(self.checkpointer, "lease_sink", None)
         for sink in self.sinks:
             state = self._sink_states.get(sink.name)
             if state is None:
@@ -404,24 +419,89 @@ class Runner:
             if not state.lock.acquire(blocking=False):
                 continue
             try:
-                leased = False
-                if lease is not None:
-                    try:
-                        leased = lease(sink.name)
-                    except Exception:  # deliver without it: a repeated line at worst, never a lost one
-                        leased = None
-                    if leased is False:  # another worker is delivering this sink's backlog, ours included
-                        if live is not None:
-                            live.lease_waits.add(sink.name)
-                        continue
-                try:
-                    delivered += self._deliver_one(sink, state, live)
-                finally:
-                    if leased:
-                        self._release_lease(sink.name)
+                delivered += self._deliver_sink(sink, state, live, wait)
             finally:
+                if state.inflight is None and state.leased:
+                    state.leased = False
+                    self._release_lease(sink.name)
                 state.lock.release()
         return delivered
+
+    def _deliver_sink(self, sink: Sink, state: _SinkState, live: _Live | None, wait: bool) -> int:
+        """Settle the batch `sink` is writing, then hand it the next ones (see `deliver`); under ``state.lock``."""
+        delivered, attempted = 0, False
+        while True:
+            if state.inflight is not None:
+                settled = self._settle(sink, state, live, wait)
+                if settled is None:
+                    return delivered  # still writing: the next delivery settles it
+                if not settled and attempted:
+                    return delivered  # this delivery's attempt failed: the next delivery tries again
+                delivered += settled  # (an earlier delivery's batch failed: this one makes its own attempt)
+            if state.busy is not None:
+                if not state.busy.done():
+                    return delivered  # still hung in an earlier write
+                state.busy = None
+            if not state.leased and not self._lease(sink.name, state, live):
+                return delivered
+            try:
+                batch = self.checkpointer.undelivered(sink.name, SINK_BATCH)
+            except Exception as exc:  # a store read failure must not fail the run
+                self._sink_failed(sink, state, exc, live)
+                return delivered
+            if not batch:
+                return delivered
+            state.inflight, attempted = state.executor.submit(self._write_batch, sink, batch), True
+            state.inflight_seq, state.inflight_size, state.inflight_at = batch[-1][0], len(batch), time.monotonic()
+
+    def _lease(self, sink: str, state: _SinkState, live: _Live | None) -> bool:
+        """Take `sink`'s delivery lease where the store has one (held until no batch is in flight, see
+        `deliver`); ``False`` if another worker holds it."""
+        lease = getattr(self.checkpointer, "lease_sink", None)
+        if lease is None:
+            return True
+        try:
+            got = lease(sink)
+        except Exception:  # deliver without it: a repeated line at worst, never a lost one
+            return True
+        if got is False:  # another worker is delivering this sink's backlog, ours included
+            if live is not None:
+                live.lease_waits.add(sink)
+            return False
+        state.leased = bool(got)
+        return True
+
+    def _settle(self, sink: Sink, state: _SinkState, live: _Live | None, wait: bool) -> int | None:
+        """The in-flight batch's outcome: ``None`` while it is still within its time (without `wait`),
+        else the events delivered (its cursor recorded), 0 when it failed or timed out (reported)."""
+        future = state.inflight
+        assert future is not None  # noqa: S101 - callers check
+        if not future.done():
+            left = self.settings.runner.sink_timeout - (time.monotonic() - state.inflight_at)
+            if not wait and left > 0:
+                return None
+            try:
+                future.result(timeout=max(left, 0.0))
+            except FutureTimeout:
+                state.inflight, state.busy = None, future
+                self._sink_failed(sink, state, TimeoutError(
+                    f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"), live)
+                return 0
+            except Exception:  # noqa: S110 - reported below, from the future
+                pass
+        state.inflight = None
+        exc = future.exception()
+        if exc is not None:
+            self._sink_failed(sink, state, exc, live)
+            return 0
+        try:
+            self.checkpointer.ack(sink.name, state.inflight_seq)
+        except Exception as exc:  # the batch is delivered again later (at-least-once)
+            self._sink_failed(sink, state, exc, live)
+            return 0
+        if state.failing_since is not None:
+            state.failing_since, state.failures = None, 0
+        return state.inflight_size
 
     def _release_lease(self, sink: str) -> None:
         try:
@@ -438,38 +518,6 @@ class Runner:
             time.sleep(0.005)
             live.lease_waits = set()
             self.deliver(live)
-
-    def _deliver_one(self, sink: Sink, state: _SinkState, live: _Live | None) -> int:
-        if state.busy is not None:
-            if not state.busy.done():
-                return 0  # still hung in an earlier write
-            state.busy = None
-        try:
-            batch = self.checkpointer.undelivered(sink.name, SINK_BATCH)
-        except Exception as exc:  # a store read failure must not fail the run
-            self._sink_failed(sink, state, exc, live)
-            return 0
-        if not batch:
-            return 0
-        future = state.executor.submit(self._write_batch, sink, batch)
-        try:
-            future.result(timeout=self.settings.runner.sink_timeout)
-        except FutureTimeout:
-            state.busy = future
-            self._sink_failed(sink, state, TimeoutError(
-                f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"), live)
-            return 0
-        except Exception as exc:
-            self._sink_failed(sink, state, exc, live)
-            return 0
-        try:
-            self.checkpointer.ack(sink.name, batch[-1][0])
-        except Exception as exc:  # the batch is delivered again later (at-least-once)
-            self._sink_failed(sink, state, exc, live)
-            return 0
-        if state.failing_since is not None:
-            state.failing_since, state.failures = None, 0
-        return len(batch)
 
     @staticmethod
     def _write_batch(sink: Sink, batch: list[tuple[int, str, ErrorEvent]]) -> None:
@@ -835,10 +883,14 @@ class Runner:
                 self._active.discard(session)
 
     def _end_run(self, live: _Live, error: BaseException | None) -> None:
-        """Notify ``after_session``, then commit the app events the run still holds (its own only)."""
+        """Notify ``after_session``, deliver what the sinks are still writing or have not had, then
+        commit the app events the run still holds (its own only; a sink failure among them)."""
         for err in self.plugins.notify("after_session", session=live.cp.session, status=live.cp.status,
                                        error=error):
             live.app_events.append(self._app_event(err, tags=("plugin-error",)))
+        live.ending = True
+        if self.sinks:
+            self.deliver(live)
         if not isinstance(error, CheckpointError):
             self._flush_app(live)
         if live.lease_waits:
@@ -1027,6 +1079,13 @@ class Runner:
         self.scheduler.close()
         for sink in self.sinks:
             state = self._sink_states.get(sink.name)
+            if state is not None and state.inflight is not None:
+                with state.lock:  # record the cursor of a batch still being written (bounded like a write)
+                    if state.inflight is not None:
+                        self._settle(sink, state, None, True)
+                    if state.leased:
+                        state.leased = False
+                        self._release_lease(sink.name)
             try:
                 if state is None:
                     sink.close()
