@@ -118,14 +118,17 @@ class _SinkState:
     failing_since: datetime | None = None
     failures: int = 0
     last_report: datetime | None = None
-    # the batch the sink is writing while the next superstep runs: its future, the outbox seq to
-    # record when it returns, its size, and when it was handed over (`time.monotonic`)
+    # the batch the sink is writing (and then recording its cursor) on its own thread while the
+    # run goes on: its future, its size, and when it was handed over (`time.monotonic`)
     inflight: Future[Any] | None = None
-    inflight_seq: int = 0
     inflight_size: int = 0
     inflight_at: float = 0.0
-    # this worker holds the store's delivery lease for the sink (from a batch's read to its cursor write)
+    # this worker holds the store's delivery lease for the sink, not yet handed to a batch
     leased: bool = False
+    # the batch that holds the lease (it gives the lease back when done, unless it timed out: the
+    # delivering run gives it back then); `lease_lock` is never held while waiting for anything
+    lease_job: object | None = None
+    lease_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def failure_data(err: RunnerError) -> dict[str, Any]:
@@ -451,12 +454,29 @@ class Runner:
                 return delivered
             if not batch:
                 return delivered
-            state.inflight, attempted = state.executor.submit(self._write_batch, sink, batch), True
-            state.inflight_seq, state.inflight_size, state.inflight_at = batch[-1][0], len(batch), time.monotonic()
+            job = object()
+            with state.lease_lock:  # the batch gives the lease back when it is done
+                state.lease_job, state.leased = (job if state.leased else None), False
+            state.inflight, attempted = state.executor.submit(self._deliver_batch, sink, state, batch, job), True
+            state.inflight_size, state.inflight_at = len(batch), time.monotonic()
+
+    def _deliver_batch(self, sink: Sink, state: _SinkState, batch: list[tuple[int, str, ErrorEvent]],
+                       job: object) -> None:
+        """On the sink's thread: write `batch`, record the sink's cursor after it, give the lease back."""
+        try:
+            self._write_batch(sink, batch)
+            self.checkpointer.ack(sink.name, batch[-1][0])  # raising: the batch is delivered again (at-least-once)
+        finally:
+            with state.lease_lock:
+                mine = state.lease_job is job
+                if mine:
+                    state.lease_job = None
+            if mine:
+                self._release_lease(sink.name)
 
     def _lease(self, sink: str, state: _SinkState, live: _Live | None) -> bool:
-        """Take `sink`'s delivery lease where the store has one (held until no batch is in flight, see
-        `deliver`); ``False`` if another worker holds it."""
+        """Take `sink`'s delivery lease where the store has one (the batch read under it gives it back
+        when written); ``False`` if another worker holds it."""
         lease = getattr(self.checkpointer, "lease_sink", None)
         if lease is None:
             return True
@@ -473,7 +493,7 @@ class Runner:
 
     def _settle(self, sink: Sink, state: _SinkState, live: _Live | None, wait: bool) -> int | None:
         """The in-flight batch's outcome: ``None`` while it is still within its time (without `wait`),
-        else the events delivered (its cursor recorded), 0 when it failed or timed out (reported)."""
+        else the events delivered (written, cursor recorded), 0 when it failed or timed out (reported)."""
         future = state.inflight
         assert future is not None  # noqa: S101 - callers check
         if not future.done():
@@ -484,6 +504,10 @@ class Runner:
                 future.result(timeout=max(left, 0.0))
             except FutureTimeout:
                 state.inflight, state.busy = None, future
+                with state.lease_lock:  # a hung write does not keep other workers from delivering
+                    held, state.lease_job = state.lease_job is not None, None
+                if held:
+                    self._release_lease(sink.name)
                 self._sink_failed(sink, state, TimeoutError(
                     f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"), live)
                 return 0
@@ -491,12 +515,7 @@ class Runner:
                 pass
         state.inflight = None
         exc = future.exception()
-        if exc is not None:
-            self._sink_failed(sink, state, exc, live)
-            return 0
-        try:
-            self.checkpointer.ack(sink.name, state.inflight_seq)
-        except Exception as exc:  # the batch is delivered again later (at-least-once)
+        if exc is not None:  # the write, or recording the cursor after it
             self._sink_failed(sink, state, exc, live)
             return 0
         if state.failing_since is not None:
@@ -1080,12 +1099,9 @@ class Runner:
         for sink in self.sinks:
             state = self._sink_states.get(sink.name)
             if state is not None and state.inflight is not None:
-                with state.lock:  # record the cursor of a batch still being written (bounded like a write)
-                    if state.inflight is not None:
+                with state.lock:  # a batch still being written: wait for it (bounded like a write); a
+                    if state.inflight is not None:  # failure found now is not reported (no run to record it)
                         self._settle(sink, state, None, True)
-                    if state.leased:
-                        state.leased = False
-                        self._release_lease(sink.name)
             try:
                 if state is None:
                     sink.close()
