@@ -62,6 +62,10 @@ from .state import ERRORS_KEY, FrozenDict, NodePartial, Snapshot, State, coerce_
 VERIFY_MISMATCH = "railgraph.errors.verify_mismatch"
 SINK_FAILED = "railgraph.sink.failed"
 SINK_BATCH = 1000
+# during a run, a healthy sink is handed a new batch at most this often (seconds): the batches of a
+# fast loop then carry many steps' events, and the sink's thread records its cursor once per batch
+# (a failing sink gets a new attempt at each commit that finds its last one ended; a run's end waits)
+SINK_INTERVAL = 0.005
 _NO_PENDING: Mapping[str, NodePartial] = FrozenDict()  # immutable, so every clean step shares it
 _set = dict.__setitem__  # fills a FrozenDict the runner has just built and no one else has seen yet
 
@@ -123,6 +127,7 @@ class _SinkState:
     inflight: Future[Any] | None = None
     inflight_size: int = 0
     inflight_at: float = 0.0
+    next_at: float = 0.0  # no new batch before this time (`time.monotonic`) unless a delivery waits
     # this worker holds the store's delivery lease for the sink, not yet handed to a batch
     leased: bool = False
     # the batch that holds the lease (it gives the lease back when done, unless it timed out: the
@@ -445,6 +450,8 @@ class Runner:
                 if not state.busy.done():
                     return delivered  # still hung in an earlier write
                 state.busy = None
+            if not wait and state.failing_since is None and time.monotonic() < state.next_at:
+                return delivered  # the events wait for the next batch (see SINK_INTERVAL)
             if not state.leased and not self._lease(sink.name, state, live):
                 return delivered
             try:
@@ -459,6 +466,7 @@ class Runner:
                 state.lease_job, state.leased = (job if state.leased else None), False
             state.inflight, attempted = state.executor.submit(self._deliver_batch, sink, state, batch, job), True
             state.inflight_size, state.inflight_at = len(batch), time.monotonic()
+            state.next_at = state.inflight_at + SINK_INTERVAL
 
     def _deliver_batch(self, sink: Sink, state: _SinkState, batch: list[tuple[int, str, ErrorEvent]],
                        job: object) -> None:

@@ -449,6 +449,29 @@ def test_failing_sink_never_stops_run_or_other_sinks_and_catches_up() -> None:
     assert len(reports) == 1 and "flaky" in reports[0].error.message
 
 
+def test_a_healthy_sink_gets_a_new_batch_at_most_every_sink_interval() -> None:
+    """During a run a healthy sink is handed a batch at most every SINK_INTERVAL (5 ms): 60 steps of
+    ~1 ms, each leaving the sink time to finish its write, reach it in a few batches of several steps
+    (one per step without the interval), every event once and in order, all delivered at the return."""
+    writes = []
+
+    class Counting(ListSink):
+        def write(self, session, events):
+            writes.append(len(events))
+            super().write(session, events)
+
+    def w(s, ctx):
+        time.sleep(0.001)
+        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event("e")]}
+    b = GraphBuilder().add_node("w", w).add_edge(START, "w")
+    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < 60 else END)
+    sink = Counting("counting")
+    g = b.compile(settings=mem(), plugins=[sink_plugin(sink)])
+    g.invoke({}, session="s")
+    assert [i for _, i in sink.got] == [e.id for e in g.errors("s")] and len(sink.got) == 60
+    assert len(writes) <= 30, writes
+
+
 def test_lifecycle_notifications_fire_in_order() -> None:
     """before_session, after_step (per commit) and after_session fire in that exact sequence, with status."""
     calls: list[tuple] = []
