@@ -62,10 +62,12 @@ from .state import ERRORS_KEY, FrozenDict, NodePartial, Snapshot, State, coerce_
 VERIFY_MISMATCH = "railgraph.errors.verify_mismatch"
 SINK_FAILED = "railgraph.sink.failed"
 SINK_BATCH = 1000
-# during a run, a healthy sink is handed a new batch at most this often (seconds): the batches of a
-# fast loop then carry many steps' events, and the sink's thread records its cursor once per batch
-# (a failing sink gets a new attempt at each commit that finds its last one ended; a run's end waits)
+# a healthy sink's delivery cycles begin at most this often (seconds): a fast loop's events travel
+# many steps to a batch, and the sink's thread records its cursor once per batch (a failing sink's
+# next cycle begins as soon as the last one ended; a run waiting for its sinks skips the pause)
 SINK_INTERVAL = 0.005
+# the attempts a run's end makes at a failing sink, within one runner.sink_timeout
+DRAIN_TRIES = 3
 _NO_PENDING: Mapping[str, NodePartial] = FrozenDict()  # immutable, so every clean step shares it
 _set = dict.__setitem__  # fills a FrozenDict the runner has just built and no one else has seen yet
 
@@ -116,24 +118,31 @@ class _SinkWorker:
 
 @dataclass(slots=True)
 class _SinkState:
+    """One sink's delivery: runs request it (after each commit), the sink's thread does it.
+
+    The thread's delivery loop (`Runner._sink_loop`) answers requests in cycles — take the store's
+    delivery lease, read the outbox after the sink's cursor, write, record the cursor, give the
+    lease back — so a cycle delivers everything committed before it began. Every field is read and
+    written under `cv`.
+    """
+
     executor: _SinkWorker
-    busy: Any = None  # the future of a write that outlived ``runner.sink_timeout`` (a hung sink)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    cv: threading.Condition = field(default_factory=threading.Condition)
+    wanted: int = 0  # requests made
+    served: int = 0  # requests answered by a finished cycle (the newest one made before it began)
+    running: bool = False  # the delivery loop is queued or running on the sink's thread
+    waiting: int = 0  # runs waiting for their request: the loop does not pause (SINK_INTERVAL)
+    next_at: float = 0.0  # a healthy sink's next cycle begins no earlier (`time.monotonic`)
+    failed: bool = False  # the last cycle failed: the next begins without a pause
+    refused: bool = False  # the last cycle found another worker holding the sink's lease
+    writing_since: float | None = None  # the current write began (`time.monotonic`)
+    hung: bool = False  # the current write outlived runner.sink_timeout (reported once)
+    lease_held: bool = False  # the current cycle holds the store's lease (a run gives it back on a hang)
+    delivered: int = 0  # events delivered
+    outcomes: list[BaseException | None] = field(default_factory=list)  # cycles' failures (None: a success), to report
     failing_since: datetime | None = None
     failures: int = 0
     last_report: datetime | None = None
-    # the batch the sink is writing (and then recording its cursor) on its own thread while the
-    # run goes on: its future, its size, and when it was handed over (`time.monotonic`)
-    inflight: Future[Any] | None = None
-    inflight_size: int = 0
-    inflight_at: float = 0.0
-    next_at: float = 0.0  # no new batch before this time (`time.monotonic`) unless a delivery waits
-    # this worker holds the store's delivery lease for the sink, not yet handed to a batch
-    leased: bool = False
-    # the batch that holds the lease (it gives the lease back when done, unless it timed out: the
-    # delivering run gives it back then); `lease_lock` is never held while waiting for anything
-    lease_job: object | None = None
-    lease_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def failure_data(err: RunnerError) -> dict[str, Any]:
@@ -404,19 +413,19 @@ class Runner:
     # -- sinks -------------------------------------------------------------------------------------
 
     def deliver(self, live: _Live | None = None, *, wait: bool = True) -> int:
-        """Deliver every sink's backlog from the outbox; return the number of events delivered.
+        """Have every sink delivered what the outbox holds now; return the number of events delivered.
+
+        Each sink delivers on its own thread, in cycles (see `_SinkState`). With `wait` false (after
+        each commit of a run) this only asks for a cycle: the run goes on while the sink writes, and
+        events committed meanwhile travel in the next cycle — a healthy sink's cycles begin at most
+        every `SINK_INTERVAL`, a failing sink's right after the last one ended. With `wait` (the
+        default; at the end of a run) it returns when a cycle begun after the call has ended, or the
+        sink's write has outlived ``runner.sink_timeout``.
 
         A sink that raises or exceeds ``runner.sink_timeout`` keeps its cursor (so it gets the
-        events again later) and is reported once per outage as an app-scope event. One delivery
-        per sink at a time: a run that finds another run of this process delivering to a sink skips
-        it, and so does one that finds another worker holding the sink's delivery lease in the
-        store (``lease_sink``, where the store has one): that worker delivers the backlog.
-
-        With `wait` false (after each commit of a run), a sink writes its batch on its own thread
-        while the run goes on: the next delivery records the sink's cursor when the write has
-        returned (or reports it when it failed or outlived ``runner.sink_timeout``) and hands over
-        the next batch. With `wait` (the default; at the end of a run) it returns when the backlog
-        is delivered, a sink has failed, or its write timed out.
+        events again later) and is reported once per outage as an app-scope event (by the run that
+        asks next). A cycle that finds another worker holding the sink's delivery lease in the
+        store (``lease_sink``, where the store has one) leaves the backlog to that worker.
         """
         delivered = 0
         for sink in self.sinks:
@@ -424,111 +433,142 @@ class Runner:
             if state is None:
                 with self._lock:
                     state = self._sink_states.setdefault(sink.name, _SinkState(_SinkWorker(sink.name)))
-            if not state.lock.acquire(blocking=False):
-                continue
-            try:
-                delivered += self._deliver_sink(sink, state, live, wait)
-            finally:
-                if state.inflight is None and state.leased:
-                    state.leased = False
-                    self._release_lease(sink.name)
-                state.lock.release()
+            delivered += self._request(sink, state, live, wait)
         return delivered
 
-    def _deliver_sink(self, sink: Sink, state: _SinkState, live: _Live | None, wait: bool) -> int:
-        """Settle the batch `sink` is writing, then hand it the next ones (see `deliver`); under ``state.lock``."""
-        delivered, attempted = 0, False
+    def _request(self, sink: Sink, state: _SinkState, live: _Live | None, wait: bool) -> int:
+        timeout = self.settings.runner.sink_timeout
+        release = False
+        with state.cv:
+            release = self._report(sink, state, live)
+            state.wanted += 1
+            target, before = state.wanted, state.delivered
+            if not state.running:
+                state.running = True
+                state.executor.submit(self._sink_loop, sink, state)
+            if wait:
+                state.waiting += 1
+                state.cv.notify_all()  # a pausing loop begins its cycle now
+                try:
+                    start = time.monotonic()
+                    give_up, tries = start + 2 * timeout + 1.0, 1  # an earlier write, then this request's
+                    while not state.hung and time.monotonic() < give_up:
+                        if state.served >= target:
+                            # a failing sink gets up to DRAIN_TRIES attempts within one timeout (one that
+                            # was down for some commits of the run catches up before the run returns)
+                            if not state.failed or tries >= DRAIN_TRIES or time.monotonic() - start > timeout:
+                                break
+                            state.wanted += 1
+                            target, tries = state.wanted, tries + 1
+                            if not state.running:
+                                state.running = True
+                                state.executor.submit(self._sink_loop, sink, state)
+                        since = state.writing_since
+                        if since is not None and time.monotonic() - since > timeout:
+                            break  # hung: reported below
+                        state.cv.wait(0.05 if since is None else max(0.001, since + timeout - time.monotonic()))
+                finally:
+                    state.waiting -= 1
+                release = self._report(sink, state, live) or release
+                if state.refused and state.served >= target and live is not None:
+                    live.lease_waits.add(sink.name)
+            delivered = state.delivered - before
+        if release:
+            self._release_lease(sink.name)
+        return delivered if wait else 0
+
+    def _report(self, sink: Sink, state: _SinkState, live: _Live | None) -> bool:
+        """Under ``state.cv``: report what the sink's cycles met since the last report, and a write that
+        outlived ``runner.sink_timeout``. Returns whether the caller must give the hung cycle's lease back."""
+        for exc in state.outcomes:
+            if exc is None:
+                state.failing_since, state.failures = None, 0
+            else:
+                self._sink_failed(sink, state, exc, live)
+        state.outcomes.clear()
+        since = state.writing_since
+        if since is None or state.hung or time.monotonic() - since <= self.settings.runner.sink_timeout:
+            return False
+        state.hung = True
+        self._sink_failed(sink, state, TimeoutError(
+            f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"), live)
+        held, state.lease_held = state.lease_held, False  # a hung write does not keep other workers out
+        return held
+
+    def _sink_loop(self, sink: Sink, state: _SinkState) -> None:
+        """On the sink's thread: run cycles until every request is answered."""
+        try:
+            self._cycles(sink, state)
+        except BaseException:  # a sink raising past Exception: the next request starts another loop
+            with state.cv:
+                state.running = False
+                state.cv.notify_all()
+            raise
+
+    def _cycles(self, sink: Sink, state: _SinkState) -> None:
+        cv = state.cv
         while True:
-            if state.inflight is not None:
-                settled = self._settle(sink, state, live, wait)
-                if settled is None:
-                    return delivered  # still writing: the next delivery settles it
-                if not settled and attempted:
-                    return delivered  # this delivery's attempt failed: the next delivery tries again
-                delivered += settled  # (an earlier delivery's batch failed: this one makes its own attempt)
-            if state.busy is not None:
-                if not state.busy.done():
-                    return delivered  # still hung in an earlier write
-                state.busy = None
-            if not wait and state.failing_since is None and time.monotonic() < state.next_at:
-                return delivered  # the events wait for the next batch (see SINK_INTERVAL)
-            if not state.leased and not self._lease(sink.name, state, live):
-                return delivered
+            with cv:
+                if state.served >= state.wanted:
+                    state.running = False  # under cv: a request made after this starts a new loop
+                    cv.notify_all()
+                    return
+                if not state.waiting and not state.failed:
+                    pause = state.next_at - time.monotonic()
+                    if pause > 0:
+                        cv.wait(pause)  # a run that waits wakes it
+                target = state.wanted
+                state.next_at = time.monotonic() + SINK_INTERVAL
+            refused, count, exc = self._cycle(sink, state)
+            with cv:
+                state.refused, state.failed = refused, exc is not None
+                state.delivered += count
+                if not refused:
+                    state.outcomes.append(exc)
+                if exc is not None or count < SINK_BATCH:  # a full batch: more may wait behind it
+                    state.served = max(state.served, target)
+                cv.notify_all()
+
+    def _cycle(self, sink: Sink, state: _SinkState) -> tuple[bool, int, BaseException | None]:
+        """One delivery on the sink's thread: ``(refused, events delivered, failure)``."""
+        lease = getattr(self.checkpointer, "lease_sink", None)
+        held = False
+        if lease is not None:
+            try:
+                got = lease(sink.name)
+            except Exception:  # deliver without it: a repeated line at worst, never a lost one
+                got = None
+            if got is False:  # another worker is delivering this sink's backlog, ours included
+                return True, 0, None
+            held = bool(got)
+        with state.cv:
+            state.lease_held = held
+        try:
             try:
                 batch = self.checkpointer.undelivered(sink.name, SINK_BATCH)
             except Exception as exc:  # a store read failure must not fail the run
-                self._sink_failed(sink, state, exc, live)
-                return delivered
+                return False, 0, exc
             if not batch:
-                return delivered
-            job = object()
-            with state.lease_lock:  # the batch gives the lease back when it is done
-                state.lease_job, state.leased = (job if state.leased else None), False
-            state.inflight, attempted = state.executor.submit(self._deliver_batch, sink, state, batch, job), True
-            state.inflight_size, state.inflight_at = len(batch), time.monotonic()
-            state.next_at = state.inflight_at + SINK_INTERVAL
-
-    def _deliver_batch(self, sink: Sink, state: _SinkState, batch: list[tuple[int, str, ErrorEvent]],
-                       job: object) -> None:
-        """On the sink's thread: write `batch`, record the sink's cursor after it, give the lease back."""
-        try:
-            self._write_batch(sink, batch)
-            self.checkpointer.ack(sink.name, batch[-1][0])  # raising: the batch is delivered again (at-least-once)
-        finally:
-            with state.lease_lock:
-                mine = state.lease_job is job
-                if mine:
-                    state.lease_job = None
-            if mine:
-                self._release_lease(sink.name)
-
-    def _lease(self, sink: str, state: _SinkState, live: _Live | None) -> bool:
-        """Take `sink`'s delivery lease where the store has one (the batch read under it gives it back
-        when written); ``False`` if another worker holds it."""
-        lease = getattr(self.checkpointer, "lease_sink", None)
-        if lease is None:
-            return True
-        try:
-            got = lease(sink)
-        except Exception:  # deliver without it: a repeated line at worst, never a lost one
-            return True
-        if got is False:  # another worker is delivering this sink's backlog, ours included
-            if live is not None:
-                live.lease_waits.add(sink)
-            return False
-        state.leased = bool(got)
-        return True
-
-    def _settle(self, sink: Sink, state: _SinkState, live: _Live | None, wait: bool) -> int | None:
-        """The in-flight batch's outcome: ``None`` while it is still within its time (without `wait`),
-        else the events delivered (written, cursor recorded), 0 when it failed or timed out (reported)."""
-        future = state.inflight
-        assert future is not None  # noqa: S101 - callers check
-        if not future.done():
-            left = self.settings.runner.sink_timeout - (time.monotonic() - state.inflight_at)
-            if not wait and left > 0:
-                return None
+                return False, 0, None
+            with state.cv:
+                state.writing_since = time.monotonic()
             try:
-                future.result(timeout=max(left, 0.0))
-            except FutureTimeout:
-                state.inflight, state.busy = None, future
-                with state.lease_lock:  # a hung write does not keep other workers from delivering
-                    held, state.lease_job = state.lease_job is not None, None
-                if held:
-                    self._release_lease(sink.name)
-                self._sink_failed(sink, state, TimeoutError(
-                    f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"), live)
-                return 0
-            except Exception:  # noqa: S110 - reported below, from the future
-                pass
-        state.inflight = None
-        exc = future.exception()
-        if exc is not None:  # the write, or recording the cursor after it
-            self._sink_failed(sink, state, exc, live)
-            return 0
-        if state.failing_since is not None:
-            state.failing_since, state.failures = None, 0
-        return state.inflight_size
+                self._write_batch(sink, batch)
+            except Exception as exc:
+                return False, 0, exc
+            finally:
+                with state.cv:
+                    state.writing_since, state.hung = None, False
+            try:
+                self.checkpointer.ack(sink.name, batch[-1][0])
+            except Exception as exc:  # the batch is delivered again later (at-least-once)
+                return False, 0, exc
+            return False, len(batch), None
+        finally:
+            with state.cv:
+                held, state.lease_held = state.lease_held, False  # False: a run gave it back (hang)
+            if held:
+                self._release_lease(sink.name)
 
     def _release_lease(self, sink: str) -> None:
         try:
@@ -1106,10 +1146,6 @@ class Runner:
         self.scheduler.close()
         for sink in self.sinks:
             state = self._sink_states.get(sink.name)
-            if state is not None and state.inflight is not None:
-                with state.lock:  # a batch still being written: wait for it (bounded like a write); a
-                    if state.inflight is not None:  # failure found now is not reported (no run to record it)
-                        self._settle(sink, state, None, True)
             try:
                 if state is None:
                     sink.close()

@@ -231,6 +231,107 @@ def test_a_worker_in_a_long_superstep_does_not_hold_a_sinks_lease(tmp_path: Path
         fast.close()
 
 
+def test_events_reach_a_sink_while_the_next_superstep_is_still_running(tmp_path: Path) -> None:
+    """A step's events do not wait for the next commit: the node of a long step (an LLM call) finds
+    the previous step's event written by the sink while it is still running."""
+    seen = threading.Event()
+
+    class Watch(ListSink):
+        def write(self, session, events):
+            super().write(session, events)
+            if any(e.error.message == "step 3" for e in events):
+                seen.set()
+    found: list[bool] = []
+
+    def w(s, ctx):
+        if ctx.step == 4:  # the long step: the event of step 3 arrives meanwhile
+            found.append(seen.wait(5))
+        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
+    b = GraphBuilder().add_node("w", w).add_edge(START, "w")
+    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < 4 else END)
+    with b.compile(settings=sqlite(tmp_path / "s.db"), plugins=[sinks(Watch("watch"))]) as g:
+        g.invoke({}, session="s")
+    assert found == [True]
+
+
+def test_a_runs_end_does_not_wait_for_other_sessions_events(tmp_path: Path) -> None:
+    """The end of a run waits for a delivery that covers its own events, not for an empty outbox:
+    while another session of the same process keeps committing, a short run returns at once, its
+    events delivered."""
+    class Slowish(ListSink):
+        def write(self, session, events):
+            time.sleep(0.003)  # 3 ms a batch: the other session commits faster than the sink drains
+            super().write(session, events)
+
+    def w(s, ctx):
+        time.sleep(0.0005)
+        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
+    sink = Slowish("all")
+    b = GraphBuilder().add_node("w", w).add_edge(START, "w")
+    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < s.extra["limit"] else END)
+    stop = threading.Event()
+    with b.compile(settings=sqlite(tmp_path / "s.db"), plugins=[sinks(sink)]) as g:
+        def background() -> None:
+            j = 0
+            while not stop.is_set():
+                g.invoke({"extra": {"limit": 50}}, session=f"bg{j}")
+                j += 1
+        t = threading.Thread(target=background)
+        t.start()
+        try:
+            time.sleep(0.2)
+            start = time.monotonic()
+            g.invoke({"extra": {"limit": 3}}, session="a")
+            elapsed = time.monotonic() - start
+            mine = [str(e.id) for e in g.errors("a")]
+            assert set(mine) <= {i for _, i in list(sink.got)}
+            assert elapsed < 1.5, f"a 3-step run took {elapsed:.2f}s: it waited for the other session"
+        finally:
+            stop.set()
+            t.join(30)
+
+
+def test_two_graphs_sharing_one_store_deliver_each_event_once(tmp_path: Path) -> None:
+    """Two graphs on one store object (``compile(checkpointer=...)``) running concurrently with
+    ``ainvoke``: the sink's lease belongs to each runner's sink thread, so one delivers at a time and
+    every event is written exactly once."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    lines: list[str] = []
+    lock = threading.Lock()
+
+    class Shared(ListSink):
+        def write(self, session, events):
+            time.sleep(0.005)
+            with lock:
+                lines.extend(str(e.id) for e in events)
+
+    def w(s, ctx):
+        time.sleep(0.002)
+        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
+    b = GraphBuilder().add_node("w", w).add_edge(START, "w")
+    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < 30 else END)
+    store = SqliteCheckpointer(tmp_path / "s.db")
+    settings = sqlite(tmp_path / "s.db")
+    g1 = b.compile(settings=settings, checkpointer=store, plugins=[sinks(Shared("shared"))])
+    g2 = b.compile(settings=settings, checkpointer=store, plugins=[sinks(Shared("shared"))])
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(4))
+        await asyncio.gather(g1.ainvoke({}, session="a"), g2.ainvoke({}, session="b"))
+    try:
+        asyncio.run(main())
+        g1.runner.deliver()
+        g2.runner.deliver()
+        committed = [str(e.id) for e in store.session_events("a") + store.session_events("b")]
+        with lock:
+            assert sorted(lines) == sorted(committed)  # each once: none missing, none twice
+    finally:
+        g1.close()
+        g2.close()
+
+
 def test_close_records_the_cursor_of_a_batch_still_being_written(tmp_path: Path) -> None:
     """A batch handed to a sink outside a run (``deliver(wait=False)``) is settled by `close`: the
     sink's cursor moves once the write returns, so a later process does not deliver it again."""
