@@ -438,9 +438,8 @@ class Runner:
 
     def _request(self, sink: Sink, state: _SinkState, live: _Live | None, wait: bool) -> int:
         timeout = self.settings.runner.sink_timeout
-        release = False
         with state.cv:
-            release = self._report(sink, state, live)
+            self._report(sink, state, live)
             state.wanted += 1
             target, before = state.wanted, state.delivered
             if not state.running:
@@ -469,17 +468,15 @@ class Runner:
                         state.cv.wait(0.05 if since is None else max(0.001, since + timeout - time.monotonic()))
                 finally:
                     state.waiting -= 1
-                release = self._report(sink, state, live) or release
+                self._report(sink, state, live)
                 if state.refused and state.served >= target and live is not None:
                     live.lease_waits.add(sink.name)
             delivered = state.delivered - before
-        if release:
-            self._release_lease(sink.name)
         return delivered if wait else 0
 
-    def _report(self, sink: Sink, state: _SinkState, live: _Live | None) -> bool:
+    def _report(self, sink: Sink, state: _SinkState, live: _Live | None) -> None:
         """Under ``state.cv``: report what the sink's cycles met since the last report, and a write that
-        outlived ``runner.sink_timeout``. Returns whether the caller must give the hung cycle's lease back."""
+        outlived ``runner.sink_timeout`` (whose lease is given back now, so other workers deliver)."""
         for exc in state.outcomes:
             if exc is None:
                 state.failing_since, state.failures = None, 0
@@ -488,20 +485,22 @@ class Runner:
         state.outcomes.clear()
         since = state.writing_since
         if since is None or state.hung or time.monotonic() - since <= self.settings.runner.sink_timeout:
-            return False
+            return
         state.hung = True
         self._sink_failed(sink, state, TimeoutError(
             f"sink {sink.name!r} did not return within {self.settings.runner.sink_timeout:g}s"), live)
-        held, state.lease_held = state.lease_held, False  # a hung write does not keep other workers out
-        return held
+        if state.lease_held:  # a hung write does not keep other workers out; given back under cv, so
+            state.lease_held = False  # the sink's next cycle cannot take it before this gives it back
+            self._release_lease(sink.name)
 
     def _sink_loop(self, sink: Sink, state: _SinkState) -> None:
         """On the sink's thread: run cycles until every request is answered."""
         try:
             self._cycles(sink, state)
-        except BaseException:  # a sink raising past Exception: the next request starts another loop
-            with state.cv:
-                state.running = False
+        except BaseException as exc:  # a sink raising past Exception: reported, its requests answered;
+            with state.cv:  # the next request starts another loop
+                state.running, state.failed, state.served = False, True, state.wanted
+                state.outcomes.append(exc)
                 state.cv.notify_all()
             raise
 

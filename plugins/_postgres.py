@@ -130,6 +130,7 @@ class PostgresCheckpointer(LatestCache):
         self._cache: dict[str, tuple[Checkpoint, _Meta]] = {}
         self._held: dict[str, int] = {}
         self._claims: Any = None
+        self._sink_owners: dict[str, int] = {}  # sink -> the thread holding its delivery lease
         self._conn: Any = None
         try:
             self._conn = self._connect()
@@ -259,19 +260,31 @@ class PostgresCheckpointer(LatestCache):
 
     def lease_sink(self, sink: str) -> bool:
         """Take `sink`'s delivery lease for this worker (``pg_try_advisory_lock``, no waiting); ``False``
-        if another worker holds it (it then delivers the outbox's backlog, every worker's events included)."""
+        if another worker holds it (it then delivers the outbox's backlog, every worker's events included).
+
+        The advisory lock belongs to the claims connection, which this store's threads share: the
+        thread that took the lease owns it, and another thread of this process is another worker.
+        """
+        me = threading.get_ident()
         with self._lock:
+            owner = self._sink_owners.get(sink)
+            if owner is not None:
+                return owner == me
+
             def take() -> bool:
                 if self._claims is None or self._claims.closed or self._claims.broken:
                     self._claims = self._connect()
                 return bool(self._claims.execute("SELECT pg_try_advisory_lock(%s)",
                                                  (_key("railgraph-sink:" + sink),)).fetchone()[0])
-            return self._guard(None, None, take)
+            got = self._guard(None, None, take)
+            if got:
+                self._sink_owners[sink] = me
+            return got
 
     def release_sink(self, sink: str) -> None:
         """Give the delivery lease of `sink` back."""
         with self._lock:
-            if self._claims is None or self._claims.closed:
+            if self._sink_owners.pop(sink, None) is None or self._claims is None or self._claims.closed:
                 return
             try:
                 self._claims.execute("SELECT pg_advisory_unlock(%s)", (_key("railgraph-sink:" + sink),))

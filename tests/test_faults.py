@@ -332,6 +332,25 @@ def test_two_graphs_sharing_one_store_deliver_each_event_once(tmp_path: Path) ->
         g2.close()
 
 
+def test_a_sink_raising_past_exception_is_reported_and_does_not_hold_up_the_run(tmp_path: Path) -> None:
+    """A sink whose write raises a BaseException that is not an Exception ends its delivery loop: the
+    failure is reported like any other, the run's end does not wait for a cycle that will not come,
+    and the events stay in the outbox for the next delivery."""
+    class Stop(BaseException):
+        pass
+
+    class Raising(ListSink):
+        def write(self, session, events):
+            raise Stop("sink stopped")
+    g = warn_graph(2).compile(settings=sqlite(tmp_path / "s.db", sink_timeout=2.0), plugins=[sinks(Raising("r"))])
+    with g:
+        start = time.monotonic()
+        g.invoke({}, session="s")
+        assert time.monotonic() - start < 1.5
+        assert [e.error.details["cause"] for e in g.errors("s") if e.code == SINK_FAILED] == ["Stop"]
+        assert len(g.runner.checkpointer.undelivered("r", 10)) == len(g.errors("s"))  # none recorded as delivered
+
+
 def test_close_records_the_cursor_of_a_batch_still_being_written(tmp_path: Path) -> None:
     """A batch handed to a sink outside a run (``deliver(wait=False)``) is settled by `close`: the
     sink's cursor moves once the write returns, so a later process does not deliver it again."""

@@ -459,6 +459,30 @@ def test_one_worker_at_a_time_holds_a_sinks_delivery_lease(durable: Backend) -> 
     b.release_sink("otel")  # idempotent
 
 
+def test_another_thread_on_the_same_store_is_another_worker_for_a_sinks_lease(durable: Backend) -> None:
+    """Two graphs may share one store object (``compile(checkpointer=...)``), each delivering on its own
+    sink thread: the lease a thread holds is refused to another thread of the same store until given
+    back, so the two never deliver one backlog twice."""
+    import threading
+
+    store = durable.open()
+    got: list[bool] = []
+    assert store.lease_sink("jsonl") is True
+
+    def other() -> None:
+        got.append(store.lease_sink("jsonl"))
+        if got[-1]:
+            store.release_sink("jsonl")
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    store.release_sink("jsonl")
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert got == [False, True]
+
+
 def test_the_stores_json_codec_keeps_no_state_from_a_failed_value() -> None:
     """checkpoint.dumps (every store's encoder) fails on a value it cannot store and then encodes the
     same object, fixed, as json.dumps would: no stale cycle check, nothing kept alive."""
