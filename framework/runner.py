@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -442,9 +441,7 @@ class Runner:
             self._report(sink, state, live)
             state.wanted += 1
             target, before = state.wanted, state.delivered
-            if not state.running:
-                state.running = True
-                state.executor.submit(self._sink_loop, sink, state)
+            self._start_loop(sink, state)
             if wait:
                 state.waiting += 1
                 state.cv.notify_all()  # a pausing loop begins its cycle now
@@ -459,9 +456,7 @@ class Runner:
                                 break
                             state.wanted += 1
                             target, tries = state.wanted, tries + 1
-                            if not state.running:
-                                state.running = True
-                                state.executor.submit(self._sink_loop, sink, state)
+                            self._start_loop(sink, state)
                         since = state.writing_since
                         if since is not None and time.monotonic() - since > timeout:
                             break  # hung: reported below
@@ -473,6 +468,12 @@ class Runner:
                     live.lease_waits.add(sink.name)
             delivered = state.delivered - before
         return delivered if wait else 0
+
+    def _start_loop(self, sink: Sink, state: _SinkState) -> None:
+        """Under ``state.cv``: queue the sink's delivery loop unless it is queued or running."""
+        if not state.running:
+            state.running = True
+            state.executor.submit(self._sink_loop, sink, state)
 
     def _report(self, sink: Sink, state: _SinkState, live: _Live | None) -> None:
         """Under ``state.cv``: report what the sink's cycles met since the last report, and a write that
