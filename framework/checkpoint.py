@@ -123,6 +123,8 @@ class Checkpointer(Protocol):
     Optional, for stores several workers share: ``lease_sink(sink) -> bool`` takes a sink's
     delivery lease without waiting (``False``: another worker holds it and delivers the backlog)
     and ``release_sink(sink)`` gives it back. The runner delivers without a lease where a store has none.
+    A runner takes and gives back a sink's lease on that sink's own thread, and two graphs may share
+    one store object: another thread is another worker (the conformance suite checks this).
     """
 
     has_errors_store: bool
