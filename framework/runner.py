@@ -12,6 +12,7 @@ This module is an I/O edge: it calls the store and the sinks, reads the clock, a
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 import time
@@ -273,6 +274,7 @@ class Runner:
             sinks.extend(contributed)
         self.sinks = sinks
         self._sink_states: dict[str, _SinkState] = {}
+        self._sink_pid = os.getpid()  # a forked child has none of the sink threads: it starts its own
         self._retry = self._retry_decision if self.plugins.has("retry_decision") else None
         self.scheduler = Scheduler(spec, max_concurrency=s.runner.max_concurrency, node_timeout=s.runner.node_timeout,
                                    retry=self._retry, on_attempt=self._attempt_event)
@@ -427,6 +429,8 @@ class Runner:
         store (``lease_sink``, where the store has one) leaves the backlog to that worker.
         """
         delivered = 0
+        if self._sink_pid != os.getpid():  # (no lock: the parent may have forked while holding one)
+            self._sink_states, self._sink_pid = {}, os.getpid()
         for sink in self.sinks:
             state = self._sink_states.get(sink.name)
             if state is None:

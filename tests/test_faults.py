@@ -7,6 +7,7 @@ file or real subprocesses.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -349,6 +350,35 @@ def test_a_sink_raising_past_exception_is_reported_and_does_not_hold_up_the_run(
         assert time.monotonic() - start < 1.5
         assert [e.error.details["cause"] for e in g.errors("s") if e.code == SINK_FAILED] == ["Stop"]
         assert len(g.runner.checkpointer.undelivered("r", 10)) == len(g.errors("s"))  # none recorded as delivered
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_delivers_with_sink_threads_of_its_own(tmp_path: Path) -> None:
+    """A process forked from one that ran sessions (a worker pool forking a loaded app) has none of
+    the parent's sink threads: its runs start their own and deliver, without waiting for threads
+    that do not exist."""
+    jsonl = tmp_path / "e.jsonl"
+    settings = Settings(runner={"sink_timeout": 2.0}, plugins={
+        "sqlite_store": {"path": str(tmp_path / "s.db")}, "jsonl_sink": {"enabled": True, "path": str(jsonl),
+                                                                         "fsync": False}})
+    g = warn_graph(3).compile(settings=settings)
+    try:
+        g.invoke({}, session="parent")
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 when its run returned fast with its events written
+            code = 1
+            try:
+                start = time.monotonic()
+                g.invoke({}, session="child")
+                fast = time.monotonic() - start < 1.5
+                lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+                code = 0 if fast and sum(1 for x in lines if x["session"] == "child") == 3 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        g.close()
 
 
 def test_close_records_the_cursor_of_a_batch_still_being_written(tmp_path: Path) -> None:
