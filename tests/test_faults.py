@@ -13,9 +13,11 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -55,12 +57,16 @@ def sinks(*objs):
     return SimpleNamespace(name="test_sinks", make_sinks=hookimpl(lambda settings: list(objs)))
 
 
-def warn_graph(steps: int) -> GraphBuilder:
-    """A one-node loop emitting one node event per step for `steps` steps."""
+def warn_graph(steps: int | None, before: Callable[[Any], None] | None = None) -> GraphBuilder:
+    """A one-node loop emitting one node event per step (``"step N"``) for `steps` steps (``None``:
+    the session's input ``extra["limit"]``); `before(ctx)`, if given, runs first in each step."""
     def warn(s, ctx):
+        if before is not None:
+            before(ctx)
         return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
     b = GraphBuilder().add_node("w", warn).add_edge(START, "w")
-    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < steps else END)
+    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < (steps if steps is not None else s.extra["limit"])
+                            else END)
     return b
 
 
@@ -115,15 +121,12 @@ def test_sink_reports_are_rate_limited_by_the_interval(tmp_path: Path) -> None:
     bad = ListSink("bad", always=True)
     clock = Clock(timedelta(seconds=1))
 
-    def warn(s, ctx):  # lets the sink's previous attempt end first: each commit then makes a new one
+    def last_attempt_ended(ctx) -> None:  # each commit then makes a new attempt
         deadline = time.monotonic() + 5
         while bad.calls < ctx.step - 2 and time.monotonic() < deadline:  # the first node run is step 2
             time.sleep(0.001)
         time.sleep(0.001)
-        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
-    b = GraphBuilder().add_node("w", warn).add_edge(START, "w")
-    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < 40 else END)
-    g = b.compile(settings=sqlite(tmp_path / "s.db", sink_report_interval=30.0), plugins=[sinks(bad)], clock=clock)
+    g = warn_graph(40, last_attempt_ended).compile(settings=sqlite(tmp_path / "s.db", sink_report_interval=30.0), plugins=[sinks(bad)], clock=clock)
     with g:
         g.invoke({}, session="s")
         reports = [e for e in g.errors("s") if e.code == SINK_FAILED]
@@ -176,13 +179,8 @@ def test_a_sink_writes_while_the_next_superstep_runs(tmp_path: Path) -> None:
                 assert ran[step + 1].wait(5), f"step {step + 1} did not run while step {step}'s events were written"
             super().write(session, events)
 
-    def warn(s, ctx):
-        ran[ctx.step].set()
-        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
-    b = GraphBuilder().add_node("w", warn).add_edge(START, "w")
-    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < 5 else END)
     sink = Waiting("waiting")
-    g = b.compile(settings=sqlite(tmp_path / "s.db", sink_timeout=2.0), plugins=[sinks(sink)])
+    g = warn_graph(5, lambda ctx: ran[ctx.step].set()).compile(settings=sqlite(tmp_path / "s.db", sink_timeout=2.0), plugins=[sinks(sink)])
     with g:
         assert g.invoke({}, session="s").status == "completed"
         assert [e.code for e in g.errors("s")] == [None] * 5  # no sink failure reported
@@ -202,18 +200,13 @@ def test_a_worker_in_a_long_superstep_does_not_hold_a_sinks_lease(tmp_path: Path
             with lock:
                 got.extend((session, str(e.id)) for e in events)
 
-    def graph(steps: int, slow_at: int | None = None) -> GraphBuilder:
-        def w(s, ctx):
-            if ctx.step == slow_at:
-                slow_started.set()
-                finish.wait(10)
-            return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
-        b = GraphBuilder().add_node("w", w).add_edge(START, "w")
-        b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < steps else END)
-        return b
+    def slow_at_step_3(ctx) -> None:
+        if ctx.step == 3:
+            slow_started.set()
+            finish.wait(10)
     settings = sqlite(tmp_path / "s.db", sink_timeout=2.0)
-    slow = graph(3, slow_at=3).compile(settings=settings, plugins=[sinks(Shared("shared"))])
-    fast = graph(3).compile(settings=settings, plugins=[sinks(Shared("shared"))])
+    slow = warn_graph(3, slow_at_step_3).compile(settings=settings, plugins=[sinks(Shared("shared"))])
+    fast = warn_graph(3).compile(settings=settings, plugins=[sinks(Shared("shared"))])
     worker = threading.Thread(target=slow.invoke, args=({},), kwargs={"session": "slow"})
     worker.start()
     try:
@@ -244,13 +237,10 @@ def test_events_reach_a_sink_while_the_next_superstep_is_still_running(tmp_path:
                 seen.set()
     found: list[bool] = []
 
-    def w(s, ctx):
+    def long_step_4(ctx) -> None:
         if ctx.step == 4:  # the long step: the event of step 3 arrives meanwhile
             found.append(seen.wait(5))
-        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
-    b = GraphBuilder().add_node("w", w).add_edge(START, "w")
-    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < 4 else END)
-    with b.compile(settings=sqlite(tmp_path / "s.db"), plugins=[sinks(Watch("watch"))]) as g:
+    with warn_graph(4, long_step_4).compile(settings=sqlite(tmp_path / "s.db"), plugins=[sinks(Watch("watch"))]) as g:
         g.invoke({}, session="s")
     assert found == [True]
 
@@ -264,14 +254,9 @@ def test_a_runs_end_does_not_wait_for_other_sessions_events(tmp_path: Path) -> N
             time.sleep(0.003)  # 3 ms a batch: the other session commits faster than the sink drains
             super().write(session, events)
 
-    def w(s, ctx):
-        time.sleep(0.0005)
-        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
     sink = Slowish("all")
-    b = GraphBuilder().add_node("w", w).add_edge(START, "w")
-    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < s.extra["limit"] else END)
     stop = threading.Event()
-    with b.compile(settings=sqlite(tmp_path / "s.db"), plugins=[sinks(sink)]) as g:
+    with warn_graph(None, lambda ctx: time.sleep(0.0005)).compile(settings=sqlite(tmp_path / "s.db"), plugins=[sinks(sink)]) as g:
         def background() -> None:
             j = 0
             while not stop.is_set():
@@ -308,11 +293,7 @@ def test_two_graphs_sharing_one_store_deliver_each_event_once(tmp_path: Path) ->
             with lock:
                 lines.extend(str(e.id) for e in events)
 
-    def w(s, ctx):
-        time.sleep(0.002)
-        return {"extra": {"n": s.extra.get("n", 0) + 1}, "errors": [ctx.event(f"step {ctx.step}")]}
-    b = GraphBuilder().add_node("w", w).add_edge(START, "w")
-    b.add_conditional_edges("w", lambda s: "w" if s.extra["n"] < 30 else END)
+    b = warn_graph(30, lambda ctx: time.sleep(0.002))
     store = SqliteCheckpointer(tmp_path / "s.db")
     settings = sqlite(tmp_path / "s.db")
     g1 = b.compile(settings=settings, checkpointer=store, plugins=[sinks(Shared("shared"))])
