@@ -68,7 +68,7 @@ from .errors import CheckpointError, ConfigError, GraphError, InputError, Runner
 from .events import ErrorEvent
 from .graph import GraphBuilder, GraphSpec
 from .hookspecs import EXTRA_ERRORS_MODES, StepReport, hookimpl
-from .manager import ENTRY_POINT_GROUP, Plugins, _entry_points, make_plugins
+from .manager import ENTRY_POINT_GROUP, Plugins, _entry_points, dist_identity, make_plugins
 from .render import diagnostic_from_failure, render_diagnostic, render_events, scope_text, summarize_events
 from .runner import CompiledGraph, Runner, check_session_id
 from .state import ERRORS_KEY
@@ -809,8 +809,7 @@ def plugin_rows(plugins: Plugins) -> list[dict[str, Any]]:
     """Every entry-point plugin (loaded or blocked) and code plugin: origin, hooks, status."""
     rows: list[dict[str, Any]] = []
     for ep in sorted(_entry_points(), key=lambda e: e.name):
-        dist = getattr(ep, "dist", None)
-        dist_name, version = (dist.name, dist.version) if dist else (None, None)
+        dist_name, version = dist_identity(getattr(ep, "dist", None))
         origin = f"built-in ({dist_name} {version})" if dist_name == "railgraph" else \
             (f"{dist_name} {version}" if dist_name else "entry point")
         blocked = ep.name in plugins.blocked

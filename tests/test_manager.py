@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import shutil
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -88,3 +91,36 @@ def test_code_plugin_replaces_entry_point_of_same_name() -> None:
     plugins = make_plugins(plugins=[mine])
     assert isinstance(plugins, Plugins) and plugins.origins["cap"].source == "code"
     assert plugins.pm.get_plugin("cap") is mine
+
+
+def _install(site: Path, name: str, version: str, module: str) -> Path:
+    """Lay out an installed distribution `name` with one railgraph entry point, as pip does."""
+    dist = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (dist / "entry_points.txt").write_text(f"[railgraph]\n{module} = {module}\n")
+    (site / f"{module}.py").write_text("NAME = 'x'\n")
+    return dist
+
+
+def test_entry_points_installed_or_removed_after_a_scan_are_seen(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan of the entry points is kept between compiles, but not past a change of an import
+    directory: a distribution installed into (or removed from) a directory already scanned is seen
+    by the next make_plugins, with its distribution's name and version."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    for module in ("rg_late_plugin", "rg_late_plugin_2"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    assert "rg_late_plugin" not in make_plugins().origins
+    dist = _install(site, "rg-late-plugin", "1.2.3", "rg_late_plugin")
+    origin = make_plugins().origins["rg_late_plugin"]
+    assert (origin.source, origin.distribution, origin.version) == ("entry point", "rg-late-plugin", "1.2.3")
+    # an upgrade: the old metadata directory goes, a new one comes (pip's way)
+    shutil.rmtree(dist)
+    _install(site, "rg-late-plugin", "2.0.0", "rg_late_plugin")
+    assert make_plugins().origins["rg_late_plugin"].version == "2.0.0"
+    for old in site.glob("*.dist-info"):
+        shutil.rmtree(old)
+    assert "rg_late_plugin" not in make_plugins().origins
