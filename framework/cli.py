@@ -28,6 +28,7 @@ import fnmatch
 import importlib
 import importlib.util
 import inspect
+import io
 import json
 import os
 import re
@@ -88,8 +89,50 @@ TARGET_HELP = ("TARGET is path/to/file.py:NAME or package.module:NAME, where NAM
 # ---------------------------------------------------------------------------------------------
 
 
+class _Stdout(io.TextIOBase):
+    """Standard output for the CLI's consoles. When the reader goes away (``railgraph run ... | head``),
+    the rest of the output is dropped and the command goes on: a run still finishes and commits,
+    and exits with its own code (a broken pipe there once killed the run mid-step, exit 1, silent)."""
+
+    gone = False
+
+    def write(self, text: str) -> int:
+        if not _Stdout.gone:
+            try:
+                return sys.stdout.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not _Stdout.gone:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    @staticmethod
+    def _drop() -> None:
+        _Stdout.gone = True
+        # what sys.stdout still buffers goes nowhere: its flush at exit must not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
 def _console(stderr: bool = False) -> Console:
-    console = Console(stderr=stderr, highlight=False, emoji=False, markup=False)  # user data is never markup
+    console = Console(stderr=stderr, highlight=False, emoji=False, markup=False,  # user data is never markup
+                      file=None if stderr else _Stdout())
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # plain output is read by people and tools: do not wrap at 80
     return console

@@ -165,6 +165,24 @@ def test_run_triage_shows_the_ladder_with_retry_permanent_failure_and_warnings(s
     assert state.extra["crm_attempts"] == 2
 
 
+def test_run_whose_reader_went_away_finishes_and_exits_with_its_own_code(tmp_path):
+    """``railgraph run ... | head``: output that finds the pipe closed is dropped, and the run still
+    finishes, commits every step and exits with its own code (it used to die mid-step, exit 1, silent)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line: every write finds the pipe closed
+    try:
+        proc = subprocess.run([str(RAILGRAPH), "run", TRIAGE, "-c", str(EXAMPLES / "triage.toml"), "-s", "piped"],
+                              cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+                              env={k: v for k, v in os.environ.items() if not k.startswith("RAILGRAPH_")})
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    sessions = real("sessions", "--json", "-c", str(EXAMPLES / "triage.toml"), cwd=tmp_path)
+    [row] = json.loads(sessions.stdout)
+    assert (row["session"], row["status"], row["steps"], row["error_count"]) == ("piped", "completed", 6, 4)
+
+
 def test_run_failure_prints_the_diagnostic_and_exits_with_the_error_code(store, mem_config):
     """When every CRM attempt fails, run prints the node_failed diagnostic on stderr and exits 10."""
     result = invoke("run", TRIAGE, "--config", mem_config, "--session", "down",
