@@ -13,6 +13,7 @@ This module is an I/O edge: it reads the environment and the TOML file.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -137,6 +138,18 @@ def find_key_line(path: Path, keypath: tuple[str, ...]) -> int | None:
     return None if len(keypath) <= 1 else find_key_line(path, keypath[:-1])
 
 
+def _unknown_key(model: type[BaseModel], keypath: tuple[str, ...]) -> str:
+    """"unknown key", with the nearest known key of the same table when one is close (a typo)."""
+    for part in keypath[:-1]:
+        field = model.model_fields.get(part)
+        inner = field.annotation if field is not None else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return "unknown key"
+        model = inner
+    close = difflib.get_close_matches(keypath[-1], list(model.model_fields), n=1, cutoff=0.6) if keypath else []
+    return f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
+
+
 def _nested_get(data: Mapping[str, Any], keypath: tuple[str, ...]) -> bool:
     cur: Any = data
     for part in keypath:
@@ -221,7 +234,7 @@ class Settings(BaseSettings):
         first = exc.errors()[0]
         keypath = tuple(str(p) for p in first["loc"])
         dotted = ".".join(keypath) or "(root)"
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        msg = _unknown_key(Settings, keypath) if first["type"] == "extra_forbidden" else first["msg"]
         if _nested_get(values, keypath) or (keypath and keypath[0] in values and not _nested_get(data, keypath)):
             where = "argument"
             return ConfigError(f"{where} {dotted}: {msg}", key=dotted)
@@ -272,7 +285,7 @@ class Settings(BaseSettings):
             except ValidationError as exc:
                 first = exc.errors()[0]
                 keypath = ("plugins", name, *(str(p) for p in first["loc"]))
-                msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+                msg = _unknown_key(model, keypath[2:]) if first["type"] == "extra_forbidden" else first["msg"]
                 raise self._section_error(keypath, msg) from None
         bound = self.model_copy()
         bound._file, bound._file_data, bound._init_data = self._file, self._file_data, self._init_data
@@ -280,14 +293,26 @@ class Settings(BaseSettings):
         return bound
 
     def _section_error(self, keypath: tuple[str, ...], msg: str) -> ConfigError:
+        """A plugin table's error, blamed on the source the failing value came from: the deepest part
+        of `keypath` some source sets, and at one depth the source that wins (an argument, then an
+        environment variable, then the file, whose line is given)."""
         dotted = ".".join(keypath)
-        if self._file is not None and _nested_get(self._file_data, keypath[:2]):
-            line = find_key_line(self._file, keypath)
-            return ConfigError(f"{self._file}:{line or '?'}: {dotted}: {msg}", file=str(self._file), key=dotted,
-                               line=line)
-        env_prefix = ENV_PREFIX + "__".join(p.upper() for p in keypath[:2])
-        if any(k.startswith(env_prefix) for k in os.environ):
-            return ConfigError(f"environment {env_prefix}*: {dotted}: {msg}", key=dotted)
+        environ = {k.upper(): k for k in os.environ}  # variable names match without regard to case
+        for depth in range(len(keypath), 1, -1):
+            part = keypath[:depth]
+            if _nested_get(self._init_data, part):
+                return ConfigError(f"argument {dotted}: {msg}", key=dotted)
+            name = environ.get(ENV_PREFIX + "__".join(p.upper() for p in part))
+            if name is not None:
+                return ConfigError(f"environment {name}: {dotted}: {msg}", key=dotted)
+            if self._file is not None and _nested_get(self._file_data, part):
+                line = find_key_line(self._file, keypath)
+                return ConfigError(f"{self._file}:{line or '?'}: {dotted}: {msg}", file=str(self._file), key=dotted,
+                                   line=line)
+        prefix = ENV_PREFIX + "__".join(p.upper() for p in keypath[:2]) + "__"
+        names = sorted(k for u, k in environ.items() if u.startswith(prefix))
+        if names:
+            return ConfigError(f"environment {', '.join(names)}: {dotted}: {msg}", key=dotted)
         return ConfigError(f"{dotted}: {msg}", key=dotted)
 
     def plugin(self, name: str) -> BaseModel | None:

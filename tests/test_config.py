@@ -65,7 +65,8 @@ def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text, key, line, fragment", [
-    ("[runner]\nmax_steps = 3\nmax_stepz = 4\n", "runner.max_stepz", 3, "unknown key"),
+    ("[runner]\nmax_steps = 3\nmax_stepz = 4\n", "runner.max_stepz", 3, "unknown key (did you mean max_steps?)"),
+    ("[runner]\nzzz = 4\n", "runner.zzz", 2, "zzz: unknown key\n"),
     ("\n\n[persistence]\nbackend = 5\n", "persistence.backend", 4, "valid string"),
     ("[runner]\nmax_steps = 0\n", "runner.max_steps", 2, "greater than or equal to 1"),
     ("[bogus]\nx = 1\n", "bogus", 1, "unknown key"),
@@ -78,7 +79,7 @@ def test_validation_errors_name_file_key_and_line(tmp_path: Path, text: str, key
         Settings.load(cfg)
     err = info.value
     assert err.key == key and err.line == line and err.file == str(cfg)
-    assert fragment in str(err) and str(err).startswith(f"{cfg}:{line}: {key}")
+    assert fragment in str(err) + "\n" and str(err).startswith(f"{cfg}:{line}: {key}")
 
 
 def test_env_error_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,3 +126,41 @@ def test_to_toml_round_trips(tmp_path: Path) -> None:
                  persistence={"backend": "memory"})
     cfg = write(tmp_path / "c.toml", s.to_toml())
     assert Settings.load(cfg).to_data() == s.to_data()
+
+
+RETRY_TOML = "[runner]\nmax_steps = 5\n\n[plugins.retry]\nmax_attempts = 2\n"
+
+
+@pytest.mark.parametrize("env, args, blamed", [
+    # a variable's bad value, with the table in the file: the variable, not the file's line
+    ({"RAILGRAPH_PLUGINS__RETRY__MAX_ATTEMPTS": "zz"}, {}, "environment RAILGRAPH_PLUGINS__RETRY__MAX_ATTEMPTS: "
+     "plugins.retry.max_attempts: Input should be a valid integer"),
+    # a misspelt variable, with the table in the file
+    ({"RAILGRAPH_PLUGINS__RETRY__MAX_ATEMPTS": "5"}, {}, "environment RAILGRAPH_PLUGINS__RETRY__MAX_ATEMPTS: "
+     "plugins.retry.max_atempts: unknown key (did you mean max_attempts?)"),
+    # the name as the user spelt it (variables match without regard to case)
+    ({"railgraph_plugins__retry__backoff": "soon"}, {}, "environment railgraph_plugins__retry__backoff: "
+     "plugins.retry.backoff:"),
+    # an argument wins over the variable and the file
+    ({"RAILGRAPH_PLUGINS__RETRY__MAX_ATTEMPTS": "3"}, {"plugins": {"retry": {"max_attempts": "x"}}},
+     "argument plugins.retry.max_attempts: Input should be a valid integer"),
+    # the file's own bad value still names the file and the line, whatever variables say of other keys
+    ({"RAILGRAPH_PLUGINS__RETRY__BACKOFF": "0.5"}, {}, None),
+])
+def test_plugin_table_errors_name_the_source_of_the_bad_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            env: dict[str, str], args: dict, blamed: str | None
+                                                            ) -> None:
+    """A plugin table's bad or unknown key is blamed on where it came from: an argument, the exact
+    environment variable, or the TOML file with its line (the file was blamed for variables)."""
+    from railgraph.manager import make_plugins
+
+    text = RETRY_TOML if blamed is not None else RETRY_TOML.replace("max_attempts = 2", "max_attempts = -1")
+    cfg = write(tmp_path / "c.toml", text)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        make_plugins().bind(Settings.load(cfg, **args))
+    if blamed is None:
+        assert str(info.value).startswith(f"{cfg}:5: plugins.retry.max_attempts: ") and info.value.line == 5
+    else:
+        assert str(info.value).startswith(blamed) and info.value.file is None
