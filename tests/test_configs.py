@@ -74,9 +74,12 @@ def test_default_toml_shows_every_key_with_a_comment_and_loads_to_defaults() -> 
     """default.toml lists every key of every section (set or commented) after a comment, and equals the defaults."""
     text = (CONFIGS / "default.toml").read_text()
     found = tables(text)
+    # the built-ins' tables: a third-party plugin installed in the same environment is not shipped here
+    builtin = {n: m for n, m in MODELS.items() if PLUGINS.origins[n].distribution == "railgraph"}
+    assert {"cap", "redact", "retry", "sqlite_store"} <= set(builtin)
     sections: dict[str, Any] = {"runner": RunnerSettings, "persistence": PersistenceSettings,
                                 "errors": ErrorsSettings, "plugins": PluginsSettings,
-                                **{f"plugins.{n}": m for n, m in MODELS.items()}}
+                                **{f"plugins.{n}": m for n, m in builtin.items()}}
     for header, model in sections.items():
         assert header in found, f"[{header}] missing from default.toml"
         body = found[header]

@@ -30,6 +30,7 @@ def installed_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
                     "--target", str(target), str(SAMPLE)], check=True, capture_output=True, timeout=120)
     sys.path.insert(0, str(target))
+    sys.modules.pop("railgraph_sample_sink", None)  # a copy installed in the environment may be imported already
     importlib.invalidate_caches()
     try:
         yield target
