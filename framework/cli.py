@@ -1160,8 +1160,10 @@ def _event_bytes(events: Sequence[ErrorEvent]) -> int:
 def logical_stats(store: Checkpointer, top: int = 5) -> dict[str, Any]:
     """A store-independent report built through the checkpointer protocol.
 
-    Bytes are the compact JSON size of each session's *latest* state per channel, plus its error
-    trail (the outbox events and the dedicated store's copy): what the data weighs, not the disk.
+    Bytes are the compact JSON size of each session's *latest* state per channel and of its error
+    trail: what the data weighs, not the disk. The trail is every committed event once (the outbox
+    events; the ``extra.errors`` rail when a session has none there); ``extra.errors`` and
+    ``errors store`` are listed too, but they hold the same events and are not added again.
     """
     channels = {"messages": 0, "extra": 0, "extra.errors": 0, "outbox events": 0, "errors store": 0}
     per_session = []
@@ -1181,12 +1183,12 @@ def logical_stats(store: Checkpointer, top: int = 5) -> dict[str, Any]:
             sizes["errors store"] = _event_bytes(store.stored_errors(info.session))
         for k, v in sizes.items():
             channels[k] += v
-        total = sum(sizes.values())
-        trail = sizes["extra.errors"] + sizes["outbox events"] + sizes["errors store"]
+        trail = sizes["outbox events"] or sizes["extra.errors"]
         per_session.append({"session": info.session, "status": info.status, "checkpoints": n_cp,
-                            "events": info.error_count, "bytes": total, "error_bytes": trail})
-    total = sum(channels.values())
-    trail = channels["extra.errors"] + channels["outbox events"] + channels["errors store"]
+                            "events": info.error_count, "bytes": sizes["messages"] + sizes["extra"] + trail,
+                            "error_bytes": trail})
+    trail = sum(r["error_bytes"] for r in per_session)
+    total = channels["messages"] + channels["extra"] + trail
     per_session.sort(key=lambda r: r["bytes"], reverse=True)
     return {"sessions": len(infos), "checkpoints": checkpoints, "bytes_by_channel": channels, "bytes": total,
             "error_trail_bytes": trail, "error_trail_share": (trail / total) if total else 0.0,
@@ -1277,11 +1279,15 @@ def store_stats(top: int, as_json: bool) -> None:
     table.add_column("bytes", justify="right")
     table.add_column("share", justify="right")
     total = report["bytes"] or 1
-    for name, size in report["bytes_by_channel"].items():
-        table.add_row(name, _human(size), f"{100 * size / total:.1f}%")
+    channels = report["bytes_by_channel"]
+    for name in ("messages", "extra"):
+        table.add_row(name, _human(channels[name]), f"{100 * channels[name] / total:.1f}%")
     table.add_row(Text("error trail", style="bold"), _human(report["error_trail_bytes"]),
                   f"{100 * report['error_trail_share']:.1f}%")
     out.print(table)
+    out.print(f"  the same events, as extra[\"errors\"] ({_human(channels['extra.errors'])}) and the errors store "
+              f"({_human(channels['errors store'])}) read them, are not counted again", style="dim", markup=False,
+              soft_wrap=True)
     if report["largest_sessions"]:
         out.print(Text("largest sessions", style="bold"))
         largest = Table(box=None, header_style="bold", pad_edge=False)

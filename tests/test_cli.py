@@ -608,13 +608,18 @@ def test_store_stats_reports_sessions_bytes_and_error_share(demo):
     """store stats counts sessions and checkpoints, bytes per channel, the error trail's share, the largest sessions."""
     data = json.loads(invoke("store", "stats", "-c", demo, "--json").stdout)
     assert data["backend"] == "memory" and data["sessions"] == 2 and data["checkpoints"] == 6 + 3
-    assert set(data["bytes_by_channel"]) == {"messages", "extra", "extra.errors", "outbox events", "errors store"}
-    assert 0 < data["error_trail_share"] < 1
+    channels = data["bytes_by_channel"]
+    assert set(channels) == {"messages", "extra", "extra.errors", "outbox events", "errors store"}
+    # the trail counts every committed event once: extra["errors"] reads the same events again
+    assert data["error_trail_bytes"] == channels["outbox events"] == channels["extra.errors"] > 0
+    assert data["bytes"] == channels["messages"] + channels["extra"] + data["error_trail_bytes"]
+    assert data["error_trail_share"] == data["error_trail_bytes"] / data["bytes"]
     largest = data["largest_sessions"]
     assert {r["session"] for r in largest} == {"demo", "down"}
     assert largest[0]["bytes"] >= largest[1]["bytes"] and all(r["error_bytes"] > 0 for r in largest)
+    assert sum(r["error_bytes"] for r in largest) == data["error_trail_bytes"]
     text = invoke("store", "stats", "-c", demo).stdout
-    assert "error trail" in text and "largest sessions" in text
+    assert "error trail" in text and "largest sessions" in text and "are not counted again" in text
 
 
 def test_an_unexpected_exception_is_one_line_and_exit_70(store, mem_config, monkeypatch):
