@@ -72,7 +72,7 @@ from .hookspecs import EXTRA_ERRORS_MODES, StepReport, hookimpl
 from .manager import ENTRY_POINT_GROUP, Plugins, _entry_points, dist_identity, make_plugins
 from .render import diagnostic_from_failure, render_diagnostic, render_events, scope_text, summarize_events
 from .runner import CompiledGraph, Runner, check_session_id
-from .state import ERRORS_KEY
+from .state import ERRORS_KEY, coerce_input
 
 EXIT_USAGE = 64
 EXIT_NO_STORE = 66  # sysexits EX_NOINPUT: the store a read-only command should read does not exist
@@ -594,6 +594,8 @@ def run(target: str, session: str | None, input_: str | None, resume: bool, max_
     if session is not None:
         check_session_id(session)
     data = None if resume else read_input(input_)
+    if data is not None:
+        coerce_input(data)  # its shape, before a store is opened or created, or anything printed
     settings = load_settings()
     # The whole config, plugin tables included, before TARGET's module-level code runs. The runner
     # binds the same installed plugins again: the CLI never takes plugins from the target itself.

@@ -256,6 +256,15 @@ def test_run_bad_input_gives_a_short_message_and_distinct_code(store, mem_config
     assert result.exit_code == code, result.output
     assert needle in result.stderr
     assert len(result.stderr.splitlines()) <= 6
+    if code == 6:  # rejected before the run starts
+        assert "running" not in result.stdout
+
+
+def test_run_input_of_the_wrong_shape_creates_no_store(tmp_path):
+    """An input that is JSON but not a run's mapping is refused before the default SQLite store is created."""
+    proc = real("run", HELLO, "-i", "[1, 2]", cwd=tmp_path)
+    assert proc.returncode == 6 and "input must be a mapping" in proc.stderr
+    assert proc.stdout == "" and not (tmp_path / ".railgraph").exists()
 
 
 @pytest.mark.parametrize(("target", "needle"), [
