@@ -10,6 +10,7 @@ exception can be attributed: it becomes a `PluginError` naming the plugin and th
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata as md
 import inspect
 import os
@@ -195,6 +196,42 @@ def _entry_points() -> list[md.EntryPoint]:
     return list(found)
 
 
+HOOK_HELP = ("Name the function after a railgraph hook and give its parameters no defaults (`railgraph plugins` "
+             "lists the hooks each plugin implements once it loads), or block the plugin with "
+             "`plugins.disable = [\"NAME\"]`.")
+
+
+def _check_hooks(pm: pluggy.PluginManager) -> None:
+    """Every hook implementation names a railgraph hook, and takes its parameters without defaults.
+
+    pluggy passes a hook's arguments by name, and never those of parameters that have a default:
+    ``def make_sinks(settings=None)`` would always see ``None``.
+
+    Raises:
+        PluginError: naming the plugin, the function and what is wrong (with the nearest hook's
+            name for a misspelt one).
+    """
+    specs = sorted(name for name, caller in vars(pm.hook).items()
+                   if isinstance(caller, pluggy.HookCaller) and caller.has_spec())
+    for name, caller in sorted(vars(pm.hook).items()):
+        if not isinstance(caller, pluggy.HookCaller):
+            continue
+        for impl in caller.get_hookimpls():
+            if not caller.has_spec():
+                if impl.optionalhook:
+                    continue
+                close = difflib.get_close_matches(name, specs, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else f" (railgraph's hooks: {', '.join(specs)})"
+                raise PluginError(f"plugin {impl.plugin_name!r} implements {name!r}, which is not a railgraph "
+                                  f"hook{hint}", plugin=impl.plugin_name, hook=name, help=HOOK_HELP)
+            assert caller.spec is not None  # noqa: S101 - has_spec() said so
+            defaulted = [a for a in impl.kwargnames if a in caller.spec.argnames]
+            if defaulted:
+                raise PluginError(f"plugin {impl.plugin_name!r} hook {name}: parameter {defaulted[0]!r} has a default, "
+                                  "so it would never be passed (hook parameters are passed by name, and only those "
+                                  "without a default)", plugin=impl.plugin_name, hook=name, help=HOOK_HELP)
+
+
 def make_plugins(*, load_entrypoints: bool = True, disable: Iterable[str] = (),
                  plugins: Sequence[Any] = ()) -> Plugins:
     """Build a fresh plugin manager.
@@ -243,12 +280,7 @@ def make_plugins(*, load_entrypoints: bool = True, disable: Iterable[str] = (),
     if unknown:
         raise ConfigError(f"plugins.disable names unknown plugin(s) {unknown}; known: {sorted(known)}",
                           key="plugins.disable")
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        plugin = getattr(exc, "plugin", None)
-        name = pm.get_name(plugin) if plugin is not None else None
-        raise PluginError(f"plugin {name!r} implements an unknown hook: {exc}", plugin=name, hook="check") from None
+    _check_hooks(pm)
     result = Plugins(pm, origins, blocked)
     result.blocked_known = frozenset(b for b in blocked if b in known)
     return result

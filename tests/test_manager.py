@@ -31,11 +31,29 @@ def test_disable_blocks_by_name_and_unknown_names_fail() -> None:
         make_plugins(disable=["capp"])
 
 
-def test_misspelt_hook_fails_loudly() -> None:
-    """A plugin implementing a hook that does not exist fails the pending check with a PluginError."""
+def test_misspelt_hook_fails_loudly_naming_the_nearest_hook() -> None:
+    """A plugin implementing a hook that does not exist is a PluginError naming the plugin, the
+    function and the hook it was probably meant to be."""
     bad = SimpleNamespace(name="typo", make_sink=hookimpl(lambda settings: []))
-    with pytest.raises(PluginError, match="typo"):
+    with pytest.raises(PluginError) as info:
         make_plugins(load_entrypoints=False, plugins=[bad])
+    assert str(info.value) == "plugin 'typo' implements 'make_sink', which is not a railgraph hook (did you mean make_sinks?)"
+    assert (info.value.plugin, info.value.hook, info.value.exit_code) == ("typo", "make_sink", 4)
+    assert "no defaults" in info.value.help and "The named plugin raised" not in info.value.help
+    far = SimpleNamespace(name="far", zzz=hookimpl(lambda: None))
+    with pytest.raises(PluginError, match=r"railgraph's hooks: .*make_sinks"):
+        make_plugins(load_entrypoints=False, plugins=[far])
+
+
+def test_a_hook_parameter_with_a_default_is_refused_at_load() -> None:
+    """pluggy never passes a parameter that has a default (it would stay None): refused when loading."""
+    def make_sinks(settings=None):
+        return [] if settings is None else None
+    bad = SimpleNamespace(name="defaults", make_sinks=hookimpl(make_sinks))
+    with pytest.raises(PluginError) as info:
+        make_plugins(load_entrypoints=False, plugins=[bad])
+    assert "hook make_sinks: parameter 'settings' has a default" in str(info.value)
+    assert (info.value.plugin, info.value.hook) == ("defaults", "make_sinks")
 
 
 def test_plugin_that_raises_at_load_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
