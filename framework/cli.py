@@ -773,7 +773,8 @@ def errors(session: str, as_json: bool, jsonl: bool, scope: tuple[str, ...], nod
         out = _console()
         filtered = len(shown) != len(events)
         title = f"error trail of session {session}" + (f" ({len(shown)} of {len(events)} events)" if filtered else "")
-        out.print(render_events(shown, title=title), soft_wrap=True)
+        position = {id(e): i for i, e in enumerate(events, 1)}  # a filtered event keeps its number in the trail
+        out.print(render_events(shown, title=title, numbers=[position[id(e)] for e in shown]), soft_wrap=True)
         if failure is not None:
             out.print()
             out.print(Text(f"session {session} failed at step {latest.step if latest else '?'}:", style="bold"))

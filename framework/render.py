@@ -318,13 +318,17 @@ def summarize_events(events: Sequence[ErrorEvent]) -> str:
     return " · ".join(parts)
 
 
-def render_events(events: Iterable[ErrorEvent], *, title: str | None = None, start: int = 1) -> Text:
-    """A list of events as a numbered ladder, oldest first, with a one-line summary at the end."""
+def render_events(events: Iterable[ErrorEvent], *, title: str | None = None, start: int = 1,
+                  numbers: Sequence[int] | None = None) -> Text:
+    """A list of events as a numbered ladder, oldest first, with a one-line summary at the end.
+
+    Events are numbered from `start`, or by `numbers` (one per event: a filtered list keeps the
+    numbers its events have in the whole trail)."""
     events = list(events)
     out = Text()
     if title:
         out.append(title + "\n", style="bold underline")
-    for i, event in enumerate(events, start):
+    for i, event in zip(numbers if numbers is not None else range(start, start + len(events)), events, strict=True):
         out.append_text(render_event(event, i))
         out.append("\n")
     out.append(summarize_events(events), style=STYLE_DIM)

@@ -404,6 +404,16 @@ def test_errors_limit_keeps_the_newest(demo):
     assert last == events[-2:]
 
 
+def test_errors_filtered_keep_their_numbers_in_the_trail(demo):
+    """A filtered listing numbers each event as the whole trail does (#1 and #4), so numbers can be quoted."""
+    def numbers(*filters: str) -> list[str]:
+        out = invoke("errors", "demo", "-c", demo, *filters).stdout
+        return re.findall(r"^  (#\d+) ", out, re.MULTILINE)
+    assert numbers() == ["#1", "#2", "#3", "#4"]
+    assert numbers("--code", "triage.*") == ["#1", "#4"]
+    assert numbers("--limit", "1") == ["#4"]
+
+
 @pytest.mark.parametrize(("args", "code", "needle"), [
     (["nobody"], 18, "session 'nobody' is not in the store"),
     (["demo", "--json", "--jsonl"], 64, "exclusive"),
