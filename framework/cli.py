@@ -1028,8 +1028,13 @@ def config_validate(file: str) -> None:
 
     Opens no store (a third-party backend is asked for its store, as `run` would, and it is closed).
     """
-    check_resolvable(*bind_settings(Settings.load(file)))
+    settings, plugins = bind_settings(Settings.load(file))
+    check_resolvable(settings, plugins)
     click.echo(f"{file}: valid")
+    named = [k for k in ("interrupt_before", "interrupt_after") if getattr(settings.runner, k)]
+    if named:  # node names need the graph: `run` checks them once it has imported TARGET
+        click.echo(f"note: the node names in runner.{' and runner.'.join(named)} are checked by `run`, "
+                   "against the graph")
 
 
 def located_error(settings: Settings, key: str, message: str) -> ConfigError:

@@ -583,6 +583,20 @@ def test_config_file_errors_help_with_the_file_and_key_errors_with_the_key(tmp_p
     assert "help: Fix the named key" in invoke("config", "validate", "key.toml").stderr
 
 
+def test_config_validate_says_that_node_names_are_checked_by_run(tmp_path):
+    """Node names to interrupt at need the graph: validate says run checks them (and run does, exit 3)."""
+    cfg = tmp_path / "ib.toml"
+    cfg.write_text('[persistence]\nbackend = "memory"\n[runner]\ninterrupt_before = ["cont"]\n')
+    result = invoke("config", "validate", str(cfg))
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [f"{cfg}: valid", "note: the node names in runner.interrupt_before are "
+                                          "checked by `run`, against the graph"]
+    assert invoke("run", HELLO, "-c", str(cfg)).exit_code == 3
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[persistence]\nbackend = "memory"\n')
+    assert invoke("config", "validate", str(plain)).stdout.splitlines() == [f"{plain}: valid"]
+
+
 def test_config_validate_missing_and_unreadable_files_exit_3(tmp_path):
     """A missing file, or one that cannot be read, is a ConfigError (3)."""
     assert "config file not found" in invoke("config", "validate", "nope.toml").stderr
