@@ -98,6 +98,10 @@ class _Meta:
     pending_from: int | None
 
 
+CONNECT_HELP = ("Check that the PostgreSQL server runs and accepts connections, and that [plugins.postgres_store] "
+                "dsn (or RAILGRAPH_PLUGINS__POSTGRES_STORE__DSN) points at it; nothing was stored.")
+
+
 def _key(text: str) -> int:
     """A signed 64-bit advisory-lock key for `text`."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
@@ -134,14 +138,27 @@ class PostgresCheckpointer(LatestCache):
         self._conn: Any = None
         try:
             self._conn = self._connect()
+        except psycopg.Error as exc:
+            raise CheckpointError(f"cannot connect to the PostgreSQL store at {self.where()} (schema {schema!r}): "
+                                  f"{type(exc).__name__}: {exc}", help=CONNECT_HELP) from exc
+        try:
             self._setup()
         except CheckpointError:
             self.close()
             raise
         except psycopg.Error as exc:
             self.close()
-            raise CheckpointError(f"cannot open the PostgreSQL store (schema {schema!r}): "
+            raise CheckpointError(f"cannot open the PostgreSQL store at {self.where()} (schema {schema!r}): "
                                   f"{type(exc).__name__}: {exc}") from exc
+
+    def where(self) -> str:
+        """The DSN, for messages: its parameters without the password (or a placeholder when it does not parse)."""
+        try:
+            params = self._psycopg.conninfo.conninfo_to_dict(self.dsn)
+        except self._psycopg.Error:
+            return "(a DSN that does not parse)"
+        params.pop("password", None)
+        return self._psycopg.conninfo.make_conninfo(**params) or "(the libpq defaults)"
 
     # -- plumbing ----------------------------------------------------------------------------------
 

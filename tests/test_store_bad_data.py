@@ -185,3 +185,22 @@ def test_a_file_that_is_not_a_railgraph_store_is_refused(tmp_path: Path) -> None
     with pytest.raises(CheckpointError, match="not a railgraph store"):
         SqliteCheckpointer(other)
     assert other.read_bytes() == before
+
+
+def test_an_unreachable_postgres_server_is_named_without_the_password() -> None:
+    """A PostgreSQL store that cannot connect says where it tried (the DSN less its password) and
+    what to check; no server is needed to see it (a closed port on this machine)."""
+    import socket
+
+    from railgraph.plugins._postgres import PostgresCheckpointer
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(CheckpointError) as info:
+        PostgresCheckpointer(f"postgresql://rg:s3cret-pw@127.0.0.1:{port}/railgraph?connect_timeout=5")
+    message = str(info.value)
+    assert message.startswith(f"cannot connect to the PostgreSQL store at user=rg connect_timeout=5 "
+                              f"dbname=railgraph host=127.0.0.1 port={port} (schema 'railgraph'): ")
+    assert "s3cret-pw" not in message + info.value.help
+    assert "[plugins.postgres_store]" in info.value.help and info.value.exit_code == 16
