@@ -12,6 +12,7 @@ This module is an I/O edge: it calls the store and the sinks, reads the clock, a
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
 import threading
@@ -70,6 +71,9 @@ SINK_INTERVAL = 0.005
 DRAIN_TRIES = 3
 _NO_PENDING: Mapping[str, NodePartial] = FrozenDict()  # immutable, so every clean step shares it
 _set = dict.__setitem__  # fills a FrozenDict the runner has just built and no one else has seen yet
+
+
+_log = logging.getLogger("railgraph")
 
 
 @dataclass(slots=True)
@@ -1146,7 +1150,14 @@ class Runner:
         return cp.failure, event
 
     def close(self) -> None:
-        """Stop worker threads, close sinks and the store."""
+        """Stop worker threads, close sinks and the store.
+
+        What no run is left to report as an event — a sink's delivery that failed since the last
+        run's report, a sink whose ``close`` raised or outlived ``runner.sink_timeout``, app-scope
+        events queued for a next run — is logged as a warning on the ``railgraph`` logger (codes and
+        exception types only: the messages may hold what the redactor would have scrubbed). A sink's
+        events stay in the outbox either way.
+        """
         self.scheduler.close()
         for sink in self.sinks:
             state = self._sink_states.get(sink.name)
@@ -1155,8 +1166,24 @@ class Runner:
                     sink.close()
                 else:  # on the sink's thread, after any write still running, bounded like a write
                     state.executor.submit(sink.close).result(timeout=self.settings.runner.sink_timeout)
-            except Exception:  # noqa: S110 - closing is best effort; the run already committed
-                pass
+            except Exception as exc:  # closing is best effort; the run already committed
+                what = (f"did not return within {self.settings.runner.sink_timeout:g}s"
+                        if isinstance(exc, TimeoutError) else f"raised {type(exc).__name__}")
+                _log.warning("sink %r: close() %s; its undelivered events stay in the outbox", sink.name, what)
+            if state is not None:
+                with state.cv:
+                    failed = [type(exc).__name__ for exc in state.outcomes if exc is not None]
+                    state.outcomes.clear()
+                if failed:
+                    _log.warning("sink %r: %d delivery attempt(s) failed since the last run's report (%s); "
+                                 "the events stay in the outbox for the next run", sink.name, len(failed),
+                                 ", ".join(dict.fromkeys(failed)))
+        with self._lock:
+            unclaimed, self._pending_app = self._pending_app, []
+        for event in unclaimed:  # app-scope events waiting for a run of this runner, which will not come
+            plugin = event.error.details.get("plugin")
+            _log.warning("an app-scope event no run committed: %s%s", event.code or event.error.type,
+                         f" (plugin {plugin!r})" if isinstance(plugin, str) else "")
         for state in self._sink_states.values():
             state.executor.shutdown()
         self.checkpointer.close()

@@ -7,6 +7,7 @@ file or real subprocesses.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -382,6 +383,45 @@ def test_close_records_the_cursor_of_a_batch_still_being_written(tmp_path: Path)
     g.close()
     assert len(sink.got) == count
     assert SqliteCheckpointer(db).undelivered("slow", 10) == []
+
+
+def test_close_logs_what_no_run_is_left_to_report(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A delivery that failed outside any run (its report waits for a run that never comes) and a
+    sink whose close() raises are logged as warnings on the ``railgraph`` logger at close, by code
+    and exception type only (a message may hold a secret); the events stay in the outbox."""
+    db = tmp_path / "s.db"
+    with warn_graph(2).compile(settings=sqlite(db)) as g:
+        g.invoke({}, session="s")
+
+    class BadClose(ListSink):
+        def close(self):
+            raise OSError("cannot flush to https://user:hunter2@example.com")
+    sink = BadClose("bad", always=True)
+    g = warn_graph(2).compile(settings=sqlite(db), plugins=[sinks(sink)])
+    g.runner.deliver(wait=True)  # fails: reported to no run
+    with caplog.at_level(logging.WARNING, logger="railgraph"):
+        g.close()
+    messages = [r.getMessage() for r in caplog.records if r.name == "railgraph"]
+    assert messages == ["sink 'bad': close() raised OSError; its undelivered events stay in the outbox",
+                        f"an app-scope event no run committed: {SINK_FAILED} (plugin 'bad')"]
+    assert "hunter2" not in caplog.text
+    assert len(SqliteCheckpointer(db).undelivered("bad", 10)) == 2
+    # a delivery asked for without waiting (no one reads its outcome) that fails
+    caplog.clear()
+    g = warn_graph(2).compile(settings=sqlite(db), plugins=[sinks(ListSink("down", always=True))])
+    g.runner.deliver(wait=False)
+    state = g.runner._sink_states["down"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with state.cv:
+            if state.served >= state.wanted and not state.running:
+                break
+        time.sleep(0.01)
+    with caplog.at_level(logging.WARNING, logger="railgraph"):
+        g.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "railgraph"] == [
+        "sink 'down': 1 delivery attempt(s) failed since the last run's report (ConnectionError); the events "
+        "stay in the outbox for the next run"]
 
 
 def test_a_hung_sink_does_not_keep_the_process_alive(tmp_path: Path) -> None:
