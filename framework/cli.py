@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from pydantic import BaseModel, Field, create_model
@@ -90,49 +90,75 @@ TARGET_HELP = ("TARGET is path/to/file.py:NAME or package.module:NAME, where NAM
 
 
 class _Stdout(io.TextIOBase):
-    """Standard output for the CLI's consoles. When the reader goes away (``railgraph run ... | head``),
-    the rest of the output is dropped and the command goes on: a run still finishes and commits,
-    and exits with its own code (a broken pipe there once killed the run mid-step, exit 1, silent)."""
+    """Standard output that outlives its reader. When the reader goes away (``railgraph run ... |
+    head``), the rest of the output is dropped and the command goes on: a run still finishes,
+    commits and exits with its own code (a broken pipe once killed the run mid-step, exit 1,
+    silent). Wraps the stream it is given, not whatever ``sys.stdout`` is later (rich's live
+    display swaps in a proxy that writes back into the console)."""
 
-    gone = False
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.gone = False
 
     def write(self, text: str) -> int:
-        if not _Stdout.gone:
+        if not self.gone:
             try:
-                return sys.stdout.write(text)
+                return self._stream.write(text)
             except BrokenPipeError:
                 self._drop()
         return len(text)
 
     def flush(self) -> None:
-        if not _Stdout.gone:
+        if not self.gone:
             try:
-                sys.stdout.flush()
+                self._stream.flush()
             except BrokenPipeError:
                 self._drop()
 
-    @staticmethod
-    def _drop() -> None:
-        _Stdout.gone = True
-        # what sys.stdout still buffers goes nowhere: its flush at exit must not raise again
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+    def _drop(self) -> None:
+        self.gone = True
+        # what the stream still buffers goes nowhere: its flush at exit must not raise again
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self._stream.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
 
     def isatty(self) -> bool:
-        return sys.stdout.isatty()
+        return self._stream.isatty()
 
     def fileno(self) -> int:
-        return sys.stdout.fileno()
+        return self._stream.fileno()
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
-        return getattr(sys.stdout, "encoding", None) or "utf-8"
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
+def _stdout() -> TextIO | None:
+    """``sys.stdout`` as a `_Stdout` (``None`` when the process has no standard output)."""
+    out = sys.stdout
+    return out if out is None or isinstance(out, _Stdout) else _Stdout(out)
+
+
+@contextmanager
+def _outliving_reader() -> Iterator[None]:
+    """For a run: ``sys.stdout`` is a `_Stdout` meanwhile, so what nodes print to a closed pipe is
+    dropped too instead of failing them."""
+    before = sys.stdout
+    sys.stdout = _stdout()  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout = before
 
 
 def _console(stderr: bool = False) -> Console:
     console = Console(stderr=stderr, highlight=False, emoji=False, markup=False,  # user data is never markup
-                      file=None if stderr else _Stdout())
+                      file=None if stderr else _stdout())
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # plain output is read by people and tools: do not wrap at 80
     return console
@@ -587,6 +613,11 @@ def run(target: str, session: str | None, input_: str | None, resume: bool, max_
 
     On failure prints the diagnostic and exits with the error's exit code.
     """
+    with _outliving_reader():
+        _run(target, session, input_, resume, max_steps)
+
+
+def _run(target: str, session: str | None, input_: str | None, resume: bool, max_steps: int | None) -> None:
     if resume and not session:
         raise click.UsageError("--resume needs --session (the session to resume)")
     if resume and input_ is not None:

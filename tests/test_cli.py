@@ -165,22 +165,59 @@ def test_run_triage_shows_the_ladder_with_retry_permanent_failure_and_warnings(s
     assert state.extra["crm_attempts"] == 2
 
 
-def test_run_whose_reader_went_away_finishes_and_exits_with_its_own_code(tmp_path):
-    """``railgraph run ... | head``: output that finds the pipe closed is dropped, and the run still
-    finishes, commits every step and exits with its own code (it used to die mid-step, exit 1, silent)."""
+CHATTY_GRAPH = """\
+import time
+from railgraph import END, START, GraphBuilder
+
+def talk(state):
+    time.sleep(1.0)  # the test closes the pipe's reading end meanwhile
+    for i in range(2000):
+        print("line", i)
+    return {"extra": {"talked": True}}
+
+graph = GraphBuilder()
+graph.add_node("talk", talk)
+graph.add_edge(START, "talk")
+graph.add_edge("talk", END)
+"""
+
+
+@pytest.mark.parametrize("target, steps, events", [(TRIAGE, 6, 4), ("chatty.py:graph", 2, 0)])
+def test_run_whose_reader_went_away_finishes_and_exits_with_its_own_code(tmp_path, target, steps, events):
+    """``railgraph run ... | head``: output that finds the pipe closed — the CLI's own, and what a node
+    prints — is dropped, and the run still finishes, commits every step and exits with its own code
+    (it used to die mid-step, exit 1, silent; a printing node failed with BrokenPipeError)."""
+    (tmp_path / "chatty.py").write_text(CHATTY_GRAPH)
     read_end, write_end = os.pipe()
-    os.close(read_end)  # the reader is gone before the first line: every write finds the pipe closed
-    try:
-        proc = subprocess.run([str(RAILGRAPH), "run", TRIAGE, "-c", str(EXAMPLES / "triage.toml"), "-s", "piped"],
-                              cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
-                              env={k: v for k, v in os.environ.items() if not k.startswith("RAILGRAPH_")})
-    finally:
-        os.close(write_end)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    proc = subprocess.Popen([str(RAILGRAPH), "run", target, "-c", str(EXAMPLES / "triage.toml"), "-s", "piped"],
+                            cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, text=True,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("RAILGRAPH_")})
+    os.close(write_end)
+    with os.fdopen(read_end) as reader:  # like head -2: the first two lines, then gone
+        assert reader.readline().startswith("running ")
+        assert reader.readline().startswith("step 1: ran input")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert err == ""
     sessions = real("sessions", "--json", "-c", str(EXAMPLES / "triage.toml"), cwd=tmp_path)
     [row] = json.loads(sessions.stdout)
-    assert (row["session"], row["status"], row["steps"], row["error_count"]) == ("piped", "completed", 6, 4)
+    assert (row["session"], row["status"], row["steps"], row["error_count"]) == ("piped", "completed", steps, events)
+
+
+def test_run_with_its_standard_output_closed_completes(tmp_path):
+    """A process started with no standard output at all (``>&-``) runs as with a closed pipe."""
+    proc = subprocess.run(["sh", "-c", f'exec "{RAILGRAPH}" run "{HELLO}" -s closed >&-'], cwd=tmp_path,
+                          capture_output=False, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert json.loads(real("sessions", "--json", cwd=tmp_path).stdout)[0]["status"] == "completed"
+
+
+def test_run_with_the_live_display_completes(tmp_path):
+    """On a terminal (FORCE_COLOR makes rich treat the pipe as one) the live display runs and the
+    run returns: the display's stdout proxy once looped back into the console forever."""
+    proc = real("run", HELLO, "-s", "live", cwd=tmp_path, env={"FORCE_COLOR": "1"}, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "completed at step 5" in proc.stdout and "\x1b[" in proc.stdout
 
 
 def test_run_failure_prints_the_diagnostic_and_exits_with_the_error_code(store, mem_config):
