@@ -14,7 +14,6 @@ import difflib
 import importlib.metadata as md
 import inspect
 import os
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,6 +110,9 @@ class Plugins:
     @staticmethod
     def _call_one(impl: Any, hook: str, kwargs: Mapping[str, Any]) -> Any:
         args = {k: kwargs[k] for k in impl.argnames}
+        for k in impl.kwargnames:  # a parameter with a default gets the hook's value too (as pluggy passes it)
+            if k in kwargs:
+                args[k] = kwargs[k]
         try:
             return impl.function(**args)
         except RunnerError:
@@ -143,93 +145,93 @@ class Plugins:
     blocked_known: frozenset[str] = frozenset()
 
 
-# (distribution name, version) by the path of its metadata: reading them parses the METADATA file
-# (~0.4 ms a distribution), which made most of a compile's time when it was done for every plugin
-# of every compile. A reinstall with another version has another metadata path.
-_DIST_IDS: dict[str, tuple[str | None, str | None]] = {}
+# (distribution name, version) by its metadata file and that file's mtime: reading them parses the
+# file (~0.4 ms a distribution, twice through ``dist.name`` and ``dist.version``), which made most
+# of a compile's time when every compile did it for every plugin. A reinstall or an in-place rewrite
+# (setuptools' egg_info) changes the mtime; the path is absolute (egg-info paths may be relative).
+_DIST_IDS: dict[tuple[str, int], tuple[str | None, str | None]] = {}
+
+
+def _metadata_file(dist: md.Distribution) -> str | None:
+    path = getattr(dist, "_path", None)  # PathDistribution's .dist-info / .egg-info (a folder or a file)
+    if path is None:
+        return None
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        for name in ("METADATA", "PKG-INFO"):
+            candidate = os.path.join(path, name)
+            if os.path.isfile(candidate):
+                return candidate
+        return None
+    return path
 
 
 def dist_identity(dist: md.Distribution | None) -> tuple[str | None, str | None]:
-    """``(name, version)`` of an entry point's distribution (``(None, None)`` without one), read once."""
+    """``(name, version)`` of an entry point's distribution (``(None, None)`` without one), read once
+    per version of its metadata file."""
     if dist is None:
         return None, None
-    path = getattr(dist, "_path", None)  # PathDistribution's metadata directory (or zip path)
-    key = str(path) if path is not None else None
+    key = None
+    found = _metadata_file(dist)
+    if found is not None:
+        try:
+            key = (found, os.stat(found).st_mtime_ns)
+        except OSError:
+            key = None
     known = _DIST_IDS.get(key) if key is not None else None
     if known is not None:
         return known
-    meta = dist.metadata  # one parse for both (``dist.name`` and ``dist.version`` each parse it)
-    found = (meta["Name"], meta["Version"])
+    meta = dist.metadata  # one parse for both
+    identity = (meta["Name"], meta["Version"])
     if key is not None:
-        _DIST_IDS[key] = found
-    return found
-
-
-# the group's entry points, by the state of the import path they were read from: scanning every
-# installed distribution's entry_points.txt took ~1.7 ms of each compile. Installing or removing a
-# distribution changes its directory's mtime (a new or removed .dist-info), and so the key.
-_EPS: tuple[tuple[tuple[str, int], ...], list[md.EntryPoint]] | None = None
-
-
-def _path_state() -> tuple[tuple[str, int], ...]:
-    state = []
-    for entry in sys.path:
-        try:
-            where = entry or os.getcwd()  # "": the working directory, whichever it is now
-            state.append((where, os.stat(where).st_mtime_ns))
-        except (OSError, TypeError, ValueError):
-            state.append((str(entry), -1))
-    return tuple(state)
+        _DIST_IDS[key] = identity
+    return identity
 
 
 def _entry_points() -> list[md.EntryPoint]:
-    global _EPS
-    key = _path_state()
-    cached = _EPS
-    if cached is not None and cached[0] == key:
-        return list(cached[1])
     seen: dict[str, md.EntryPoint] = {}
     for ep in md.entry_points(group=ENTRY_POINT_GROUP):
         seen.setdefault(ep.name, ep)
-    found = list(seen.values())
-    _EPS = (key, found)
-    return list(found)
+    return list(seen.values())
 
 
-HOOK_HELP = ("Name the function after a railgraph hook and give its parameters no defaults (`railgraph plugins` "
-             "lists the hooks each plugin implements once it loads), or block the plugin with "
+HOOK_HELP = ("Name the function after a railgraph hook and take its arguments as ordinary parameters (`railgraph "
+             "plugins` lists the hooks each plugin implements once it loads), or block the plugin with "
              "`plugins.disable = [\"NAME\"]`.")
 
 
 def _check_hooks(pm: pluggy.PluginManager) -> None:
-    """Every hook implementation names a railgraph hook, and takes its parameters without defaults.
+    """Every hook implementation names a railgraph hook, and can receive the arguments it names.
 
-    pluggy passes a hook's arguments by name, and never those of parameters that have a default:
-    ``def make_sinks(settings=None)`` would always see ``None``.
+    Hooks pass their arguments by name to the parameters an implementation declares (a default
+    included), but never to a keyword-only one: ``def make_sinks(*, settings=None)`` would always
+    see ``None``. Names starting with ``_`` are left alone, as pluggy's own check does.
 
     Raises:
         PluginError: naming the plugin, the function and what is wrong (with the nearest hook's
             name for a misspelt one).
     """
-    specs = sorted(name for name, caller in vars(pm.hook).items()
-                   if isinstance(caller, pluggy.HookCaller) and caller.has_spec())
-    for name, caller in sorted(vars(pm.hook).items()):
-        if not isinstance(caller, pluggy.HookCaller):
-            continue
+    callers = {name: caller for name, caller in vars(pm.hook).items()
+               if isinstance(caller, pluggy.HookCaller) and not name.startswith("_")}
+    specs = sorted(name for name, caller in callers.items() if caller.has_spec())
+    for name, caller in sorted(callers.items()):
         for impl in caller.get_hookimpls():
-            if not caller.has_spec():
+            if caller.spec is None:
                 if impl.optionalhook:
                     continue
                 close = difflib.get_close_matches(name, specs, n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]}?)" if close else f" (railgraph's hooks: {', '.join(specs)})"
                 raise PluginError(f"plugin {impl.plugin_name!r} implements {name!r}, which is not a railgraph "
                                   f"hook{hint}", plugin=impl.plugin_name, hook=name, help=HOOK_HELP)
-            assert caller.spec is not None  # noqa: S101 - has_spec() said so
-            defaulted = [a for a in impl.kwargnames if a in caller.spec.argnames]
-            if defaulted:
-                raise PluginError(f"plugin {impl.plugin_name!r} hook {name}: parameter {defaulted[0]!r} has a default, "
-                                  "so it would never be passed (hook parameters are passed by name, and only those "
-                                  "without a default)", plugin=impl.plugin_name, hook=name, help=HOOK_HELP)
+            try:
+                params = inspect.signature(impl.function).parameters.values()
+            except (TypeError, ValueError):  # no signature to read: pluggy's own reading stands
+                continue
+            hidden = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name in caller.spec.argnames]
+            if hidden:
+                raise PluginError(f"plugin {impl.plugin_name!r} hook {name}: parameter {hidden[0]!r} is keyword-only, "
+                                  "so the hook's argument never reaches it", plugin=impl.plugin_name, hook=name,
+                                  help=HOOK_HELP)
 
 
 def make_plugins(*, load_entrypoints: bool = True, disable: Iterable[str] = (),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,21 +41,32 @@ def test_misspelt_hook_fails_loudly_naming_the_nearest_hook() -> None:
         make_plugins(load_entrypoints=False, plugins=[bad])
     assert str(info.value) == "plugin 'typo' implements 'make_sink', which is not a railgraph hook (did you mean make_sinks?)"
     assert (info.value.plugin, info.value.hook, info.value.exit_code) == ("typo", "make_sink", 4)
-    assert "no defaults" in info.value.help and "The named plugin raised" not in info.value.help
+    assert "ordinary parameters" in info.value.help and "The named plugin raised" not in info.value.help
     far = SimpleNamespace(name="far", zzz=hookimpl(lambda: None))
     with pytest.raises(PluginError, match=r"railgraph's hooks: .*make_sinks"):
         make_plugins(load_entrypoints=False, plugins=[far])
 
 
-def test_a_hook_parameter_with_a_default_is_refused_at_load() -> None:
-    """pluggy never passes a parameter that has a default (it would stay None): refused when loading."""
+def test_a_hook_parameter_with_a_default_gets_the_hooks_argument() -> None:
+    """A parameter with a default receives the hook's argument (as pluggy passes it); a keyword-only
+    one never could, and is refused when the plugin loads."""
+    seen: list[object] = []
+
     def make_sinks(settings=None):
-        return [] if settings is None else None
-    bad = SimpleNamespace(name="defaults", make_sinks=hookimpl(make_sinks))
+        seen.append(settings)
+        return None
+    plugins = make_plugins(load_entrypoints=False, plugins=[SimpleNamespace(name="defaults",
+                                                                            make_sinks=hookimpl(make_sinks))])
+    marker = object()
+    plugins.call("make_sinks", settings=marker)
+    assert seen == [marker]
+
+    def hidden(*, settings=None):
+        return None
     with pytest.raises(PluginError) as info:
-        make_plugins(load_entrypoints=False, plugins=[bad])
-    assert "hook make_sinks: parameter 'settings' has a default" in str(info.value)
-    assert (info.value.plugin, info.value.hook) == ("defaults", "make_sinks")
+        make_plugins(load_entrypoints=False, plugins=[SimpleNamespace(name="kwonly", make_sinks=hookimpl(hidden))])
+    assert "hook make_sinks: parameter 'settings' is keyword-only" in str(info.value)
+    assert (info.value.plugin, info.value.hook) == ("kwonly", "make_sinks")
 
 
 def test_plugin_that_raises_at_load_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,11 +134,41 @@ def _install(site: Path, name: str, version: str, module: str) -> Path:
     return dist
 
 
+def test_an_egg_info_rewritten_in_place_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin's metadata rewritten in place (setuptools' egg_info: same folder, a relative path on
+    sys.path) gives its new version and entry points to the next make_plugins; after a chdir to
+    another project, that project's copy is the one named."""
+    def lay_out(project: Path, version: str, modules: tuple[str, ...]) -> None:
+        info = project / "rg_inplace.egg-info"
+        info.mkdir(parents=True, exist_ok=True)
+        (info / "PKG-INFO").write_text(f"Metadata-Version: 2.1\nName: rg-inplace\nVersion: {version}\n")
+        (info / "entry_points.txt").write_text("[railgraph]\n" + "".join(f"{m} = {m}\n" for m in modules))
+        for m in modules:
+            (project / f"{m}.py").write_text("NAME = 'x'\n")
+        later = time.time() + 2  # a later mtime than any earlier read, whatever the clock's grain
+        for f in info.iterdir():
+            os.utime(f, (later, later))
+    one, two = tmp_path / "one", tmp_path / "two"
+    lay_out(one, "1.0", ("rg_inplace",))
+    lay_out(two, "2.0", ("rg_inplace",))
+    monkeypatch.chdir(one)
+    monkeypatch.syspath_prepend("")  # the working directory, as `python -m` or an interactive session has it
+    for module in ("rg_inplace", "rg_inplace_2"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    assert make_plugins().origins["rg_inplace"].version == "1.0"
+    lay_out(one, "1.1", ("rg_inplace", "rg_inplace_2"))
+    origins = make_plugins().origins
+    assert origins["rg_inplace"].version == "1.1" and origins["rg_inplace_2"].version == "1.1"
+    monkeypatch.chdir(two)
+    monkeypatch.delitem(sys.modules, "rg_inplace", raising=False)
+    origins = make_plugins().origins
+    assert origins["rg_inplace"].version == "2.0" and "rg_inplace_2" not in origins
+
+
 def test_entry_points_installed_or_removed_after_a_scan_are_seen(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scan of the entry points is kept between compiles, but not past a change of an import
-    directory: a distribution installed into (or removed from) a directory already scanned is seen
-    by the next make_plugins, with its distribution's name and version."""
+    """A distribution installed into (or removed from) a directory already scanned is seen by the
+    next make_plugins, with its distribution's name and version."""
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
