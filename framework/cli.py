@@ -240,7 +240,7 @@ def missing_sqlite_store(settings: Settings) -> Path | None:
 def _redact_dsn(dsn: str) -> str:
     """A PostgreSQL DSN without its password (URL ``user:pw@`` or a ``password=`` pair)."""
     dsn = re.sub(r"(://[^:/@?#]*):[^@/?#]*@", r"\1@", dsn)
-    return re.sub(r"(?i)\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "password=[REDACTED]", dsn)
+    return re.sub(r"(?i)\b((?:ssl)?password)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1=[REDACTED]", dsn)
 
 
 def store_description(settings: Settings) -> str:

@@ -139,6 +139,9 @@ class PostgresCheckpointer(LatestCache):
         try:
             self._conn = self._connect()
         except psycopg.Error as exc:
+            if self._params() is None:  # libpq's parse error quotes the DSN's text, password and all
+                raise CheckpointError(f"the PostgreSQL DSN does not parse ({type(exc).__name__}); see "
+                                      "[plugins.postgres_store] dsn", help=CONNECT_HELP) from None
             raise CheckpointError(f"cannot connect to the PostgreSQL store at {self.where()} (schema {schema!r}): "
                                   f"{type(exc).__name__}: {exc}", help=CONNECT_HELP) from exc
         try:
@@ -151,14 +154,20 @@ class PostgresCheckpointer(LatestCache):
             raise CheckpointError(f"cannot open the PostgreSQL store at {self.where()} (schema {schema!r}): "
                                   f"{type(exc).__name__}: {exc}") from exc
 
-    def where(self) -> str:
-        """The DSN, for messages: its parameters without the password (or a placeholder when it does not parse)."""
+    def _params(self) -> dict[str, Any] | None:
+        """The DSN's parameters (``None`` when libpq cannot parse it)."""
         try:
-            params = self._psycopg.conninfo.conninfo_to_dict(self.dsn)
+            return dict(self._psycopg.conninfo.conninfo_to_dict(self.dsn))
         except self._psycopg.Error:
+            return None
+
+    def where(self) -> str:
+        """The DSN, for messages: its parameters without any password (``password``, ``sslpassword``)."""
+        params = self._params()
+        if params is None:
             return "(a DSN that does not parse)"
-        params.pop("password", None)
-        return self._psycopg.conninfo.make_conninfo(**params) or "(the libpq defaults)"
+        shown = {k: v for k, v in params.items() if "password" not in k.lower()}
+        return self._psycopg.conninfo.make_conninfo(**shown) or "(the libpq defaults)"
 
     # -- plumbing ----------------------------------------------------------------------------------
 

@@ -989,6 +989,10 @@ def test_store_description_never_shows_a_postgres_password():
     assert "s3cret" not in _redact_dsn("host=db password=s3cret user=app")
     assert "s3 cret" not in _redact_dsn("host=db password='s3 cret' user=app")
     assert _redact_dsn("postgresql://app@db/rg") == "postgresql://app@db/rg"
+    # the TLS key's password too, and query parameters end at the next &
+    assert _redact_dsn("postgresql://app@db/rg?sslpassword=k3y&connect_timeout=5") == \
+        "postgresql://app@db/rg?sslpassword=[REDACTED]&connect_timeout=5"
+    assert "k3y" not in _redact_dsn("host=db sslpassword=k3y user=app")
 
 
 @pytest.mark.parametrize(("filters", "expected"), [

@@ -198,9 +198,16 @@ def test_an_unreachable_postgres_server_is_named_without_the_password() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(CheckpointError) as info:
-        PostgresCheckpointer(f"postgresql://rg:s3cret-pw@127.0.0.1:{port}/railgraph?connect_timeout=5")
+        PostgresCheckpointer(f"postgresql://rg:s3cret-pw@127.0.0.1:{port}/railgraph?connect_timeout=5"
+                             "&sslpassword=key-s3cret")
     message = str(info.value)
     assert message.startswith(f"cannot connect to the PostgreSQL store at user=rg connect_timeout=5 "
                               f"dbname=railgraph host=127.0.0.1 port={port} (schema 'railgraph'): ")
-    assert "s3cret-pw" not in message + info.value.help
+    assert "s3cret" not in message + info.value.help
     assert "[plugins.postgres_store]" in info.value.help and info.value.exit_code == 16
+    # a DSN libpq cannot parse: its parse error would quote the text, password and all
+    with pytest.raises(CheckpointError) as info:
+        PostgresCheckpointer(f"host=127.0.0.1 port={port} password=my s3cret-tail")
+    assert str(info.value) == ("the PostgreSQL DSN does not parse (ProgrammingError); see "
+                               "[plugins.postgres_store] dsn")
+    assert "s3cret" not in str(info.value) and info.value.__cause__ is None
