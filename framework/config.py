@@ -14,6 +14,7 @@ This module is an I/O edge: it reads the environment and the TOML file.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import tomllib
@@ -148,6 +149,25 @@ def _unknown_key(model: type[BaseModel], keypath: tuple[str, ...]) -> str:
         model = inner
     close = difflib.get_close_matches(keypath[-1], list(model.model_fields), n=1, cutoff=0.6) if keypath else []
     return f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
+
+
+def _env_holding(keypath: tuple[str, ...]) -> str | None:
+    """The ``RAILGRAPH_*`` variable, as the user spelt it, that sets `keypath`: its own variable, or a
+    shallower one whose JSON table holds the rest of the path (the deepest such variable)."""
+    environ = {k.upper(): k for k in os.environ}  # variable names match without regard to case
+    for depth in range(len(keypath), 0, -1):
+        name = environ.get(ENV_PREFIX + "__".join(p.upper() for p in keypath[:depth]))
+        if name is None:
+            continue
+        if depth == len(keypath):
+            return name
+        try:
+            value = json.loads(os.environ[name])
+        except ValueError:
+            continue
+        if isinstance(value, Mapping) and _nested_get(value, keypath[depth:]):
+            return name
+    return None
 
 
 def _nested_get(data: Mapping[str, Any], keypath: tuple[str, ...]) -> bool:
@@ -293,16 +313,15 @@ class Settings(BaseSettings):
         return bound
 
     def _section_error(self, keypath: tuple[str, ...], msg: str) -> ConfigError:
-        """A plugin table's error, blamed on the source the failing value came from: the deepest part
-        of `keypath` some source sets, and at one depth the source that wins (an argument, then an
-        environment variable, then the file, whose line is given)."""
+        """A plugin table's error, blamed on the source the failing value came from: the source of
+        the highest precedence (an argument, an environment variable, the file, whose line is
+        given) that holds the whole key path, else the deepest part of it some source holds."""
         dotted = ".".join(keypath)
-        environ = {k.upper(): k for k in os.environ}  # variable names match without regard to case
         for depth in range(len(keypath), 1, -1):
             part = keypath[:depth]
             if _nested_get(self._init_data, part):
                 return ConfigError(f"argument {dotted}: {msg}", key=dotted)
-            name = environ.get(ENV_PREFIX + "__".join(p.upper() for p in part))
+            name = _env_holding(part)
             if name is not None:
                 return ConfigError(f"environment {name}: {dotted}: {msg}", key=dotted)
             if self._file is not None and _nested_get(self._file_data, part):
@@ -310,7 +329,7 @@ class Settings(BaseSettings):
                 return ConfigError(f"{self._file}:{line or '?'}: {dotted}: {msg}", file=str(self._file), key=dotted,
                                    line=line)
         prefix = ENV_PREFIX + "__".join(p.upper() for p in keypath[:2]) + "__"
-        names = sorted(k for u, k in environ.items() if u.startswith(prefix))
+        names = sorted(k for k in os.environ if k.upper().startswith(prefix))
         if names:
             return ConfigError(f"environment {', '.join(names)}: {dotted}: {msg}", key=dotted)
         return ConfigError(f"{dotted}: {msg}", key=dotted)

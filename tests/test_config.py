@@ -144,8 +144,12 @@ RETRY_TOML = "[runner]\nmax_steps = 5\n\n[plugins.retry]\nmax_attempts = 2\n"
     # an argument wins over the variable and the file
     ({"RAILGRAPH_PLUGINS__RETRY__MAX_ATTEMPTS": "3"}, {"plugins": {"retry": {"max_attempts": "x"}}},
      "argument plugins.retry.max_attempts: Input should be a valid integer"),
+    # a JSON table in a shallower variable that holds the key wins over the file (env over file)
+    ({"RAILGRAPH_PLUGINS": '{"retry": {"max_attempts": "zz"}}'}, {},
+     "environment RAILGRAPH_PLUGINS: plugins.retry.max_attempts: Input should be a valid integer"),
     # the file's own bad value still names the file and the line, whatever variables say of other keys
     ({"RAILGRAPH_PLUGINS__RETRY__BACKOFF": "0.5"}, {}, None),
+    ({"RAILGRAPH_PLUGINS": '{"retry": {"backoff": 0.5}}'}, {}, None),
 ])
 def test_plugin_table_errors_name_the_source_of_the_bad_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             env: dict[str, str], args: dict, blamed: str | None
