@@ -165,6 +165,11 @@ class Checkpointer(Protocol):
     def backfill_errors(self, dry_run: bool) -> BackfillReport:
         """Copy events from the ``extra["errors"]`` of stored checkpoints into the errors store."""
 
+    def legacy_events(self, session: str) -> list[ErrorEvent]:
+        """Every event any stored checkpoint of `session` held in ``extra["errors"]``, once each, in
+        the order they were appended, cap summaries skipped (verify mode compares them with the
+        errors store: a cap drops old ones from the newest checkpoint's array only)."""
+
     def close(self) -> None:
         """Release connections and claims."""
 
@@ -388,6 +393,20 @@ class MemoryCheckpointer:
 
     def backfill_errors(self, dry_run: bool) -> BackfillReport:
         return BackfillReport(dry_run=dry_run)
+
+    def legacy_events(self, session: str) -> list[ErrorEvent]:
+        s = self._sessions.get(session)
+        found: dict[Any, ErrorEvent] = {}
+        previous: Any = None
+        for cp in s.checkpoints if s else ():
+            arr = cp.extra.get(ERRORS_KEY)
+            if arr is None or arr is previous:  # most steps share the array of the step before
+                continue
+            previous = arr
+            for event in arr:
+                if not event.is_summary:
+                    found.setdefault(event.id, event)
+        return list(found.values())
 
     def close(self) -> None:
         return None

@@ -225,6 +225,16 @@ def _bind_quietly(settings: Settings) -> tuple[Settings, Plugins] | None:
         return None
 
 
+def store_missing(settings: Settings) -> str | None:
+    """What a store plugin says is missing (``store_missing`` hook) for the configured backend; nothing is created."""
+    bound = _bind_quietly(settings)
+    if bound is None:
+        return None
+    settings, plugins = bound
+    answer = plugins.first("store_missing", backend=settings.persistence.backend, settings=settings)[1]
+    return answer if isinstance(answer, str) else None
+
+
 def missing_sqlite_store(settings: Settings) -> Path | None:
     """The configured SQLite file when the backend is the built-in ``sqlite`` store and the file does not exist."""
     bound = _bind_quietly(settings)
@@ -281,6 +291,11 @@ def open_store(settings: Settings | None = None, *, existing: bool = False, sess
                 raise SessionNotFoundError(f"session {session!r} is not in the store: "
                                            f"{no_store_message(missing, short=True)}", session=session)
             raise NoStoreError(no_store_message(missing))
+        absent = store_missing(settings)
+        if absent is not None:
+            if session is not None:
+                raise SessionNotFoundError(f"session {session!r} is not in the store: {absent}", session=session)
+            raise NoStoreError(absent)
     spec = GraphSpec(nodes={}, entry=(), edges={}, routers={}, name="(store)")
     return Runner(spec, settings=settings)
 
@@ -637,6 +652,10 @@ def _run(target: str, session: str | None, input_: str | None, resume: bool, max
         if missing is not None:  # do not create an empty store just to find the session is not in it
             raise SessionNotFoundError(f"session {session!r} has no stored checkpoint to resume: "
                                        f"{no_store_message(missing, short=True)}", session=session)
+        absent = store_missing(settings)
+        if absent is not None:
+            raise SessionNotFoundError(f"session {session!r} has no stored checkpoint to resume: {absent}",
+                                       session=session)
     out = _console()
     session = session or uuid.uuid4().hex[:12]
     live = out.is_terminal

@@ -17,8 +17,8 @@ Three kinds of hook:
 
 Decisions and contributions are resolved once per runner (when the graph is compiled), not per
 step; notifications fire as things happen. Adding a parameter to a spec is safe; renaming or
-removing one breaks plugins. Implementations must not give hook parameters defaults (pluggy does
-not pass them). Any exception a hook raises is wrapped by the core in a `PluginError` naming the
+removing one breaks plugins. A parameter with a default receives the hook's argument too; a
+keyword-only one never could and is refused when the plugin loads. Any exception a hook raises is wrapped by the core in a `PluginError` naming the
 plugin and the hook.
 """
 
@@ -156,6 +156,28 @@ def make_checkpointer(backend: str, settings: Settings) -> Checkpointer | None:
 
     Combination: first non-``None`` result wins. No answer at all is a `ConfigError`.
     Raises: `CheckpointError` when the store cannot be opened.
+    """
+
+
+@hookspec(firstresult=True)
+def store_missing(backend: str, settings: Settings) -> str | None:
+    """Say, without creating anything, that the store `make_checkpointer` would open does not exist.
+
+    Fires before the commands that only read a store (``errors``, ``sessions``, ``store stats``,
+    ``migrate errors``, ``run --resume``), which then stop with exit 66 (18 when they asked for a
+    session) instead of creating an empty store where a typo in a path, DSN or schema led them.
+
+    Args:
+        backend: the configured backend name.
+        settings: the validated settings.
+
+    Returns:
+        A message naming what is missing (never a password), or ``None``: the store exists, or
+        this plugin does not serve `backend`, or it cannot tell (``make_checkpointer`` then
+        reports any connection problem).
+
+    Combination: first non-``None`` result wins.
+    Raises: nothing on purpose (a store it cannot ask is ``None``); an exception is a `PluginError`.
     """
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -153,6 +153,26 @@ class PostgresCheckpointer(LatestCache):
             self.close()
             raise CheckpointError(f"cannot open the PostgreSQL store at {self.where()} (schema {schema!r}): "
                                   f"{type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def missing(cls, dsn: str, schema: str) -> str | None:
+        """What is missing when `schema` at `dsn` holds no railgraph store (``None``: it does, or the
+        server cannot be asked). Reads the catalog only: creates nothing."""
+        try:
+            import psycopg
+        except ImportError:
+            return None
+        probe = cls.__new__(cls)
+        probe._psycopg, probe.dsn = psycopg, dsn
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                found = conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                                     "AND table_name = 'meta'", (schema,)).fetchone()
+        except psycopg.Error:
+            return None  # opening the store reports the connection problem
+        if found is not None:
+            return None
+        return f"no railgraph store in schema {schema!r} at {probe.where()} (nothing has run with these settings)"
 
     def _params(self) -> dict[str, Any] | None:
         """The DSN's parameters (``None`` when libpq cannot parse it)."""
@@ -549,35 +569,53 @@ class PostgresCheckpointer(LatestCache):
 
             def fill(conn: Any, session: str = session, windows: list[tuple[int, int]] = windows) -> tuple[int, int]:
                 have = {r[0] for r in conn.execute(q("SELECT id FROM {s}.errors WHERE session = %s"), (session,))}
-                seen: set[str] = set()
-                rows = []
-                for start, end in windows:
-                    for pos, step, text in conn.execute(q(
-                            "SELECT r.pos, r.step, COALESCE(r.data, o.data) FROM {s}.rail r LEFT JOIN {s}.outbox o "
-                            "ON o.seq = r.seq WHERE r.session = %s AND r.pos >= %s AND r.pos < %s ORDER BY r.pos"),
-                            (session, start, end)):
-                        event = load_stored_event(text, session, step, f'extra["errors"] entry {pos}')
-                        key = str(event.id)
-                        if event.is_summary or key in seen:
-                            continue
-                        seen.add(key)
-                        if key not in have:
-                            rows.append((key, session, step, pos, event.node, event.code, event.scope.kind,
-                                         stored_time(event.when), event.to_json()))
+                rows, seen = [], 0
+                for pos, step, event in self._legacy_rows(conn, session, windows):
+                    seen += 1
+                    key = str(event.id)
+                    if key not in have:
+                        rows.append((key, session, step, pos, event.node, event.code, event.scope.kind,
+                                     stored_time(event.when), event.to_json()))
                 if not rows or dry_run:
-                    return len(seen), len(rows)
+                    return seen, len(rows)
                 added = 0
                 for row in rows:
                     added += conn.execute(q("INSERT INTO {s}.errors (id, session, step, ord, node, code, scope, at, "
                                             "data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
                                             "ON CONFLICT (id) DO NOTHING"), row).rowcount
-                return len(seen), added
+                return seen, added
 
             seen_n, added_n = self._guard(session, None, lambda fill=fill: self._tx(fill, write=not dry_run))
             seen_total += seen_n
             added_total += added_n
         return BackfillReport(sessions=len(found), checkpoints=checkpoints, events_seen=seen_total,
                               events_added=added_total, dry_run=dry_run)
+
+    def _legacy_rows(self, conn: Any, session: str, windows: list[tuple[int, int]]
+                     ) -> Iterator[tuple[int, int, ErrorEvent]]:
+        """``(rail position, step, event)`` of each distinct event in `session`'s errors rail windows, in
+        position order; cap summaries are skipped."""
+        seen: set[str] = set()
+        for start, end in windows:
+            for pos, step, text in conn.execute(self._sql(
+                    "SELECT r.pos, r.step, COALESCE(r.data, o.data) FROM {s}.rail r LEFT JOIN {s}.outbox o "
+                    "ON o.seq = r.seq WHERE r.session = %s AND r.pos >= %s AND r.pos < %s ORDER BY r.pos"),
+                    (session, start, end)):
+                event = load_stored_event(text, session, step, f'extra["errors"] entry {pos}')
+                key = str(event.id)
+                if event.is_summary or key in seen:
+                    continue
+                seen.add(key)
+                yield pos, step, event
+
+    def legacy_events(self, session: str) -> list[ErrorEvent]:
+        """Every event any stored checkpoint of `session` held in ``extra["errors"]``, once each, in
+        the order they were appended (cap summaries skipped): what `backfill_errors` would copy."""
+        def read(conn: Any) -> list[ErrorEvent]:
+            windows = union_windows([(a, b) for a, b in conn.execute(self._sql(
+                "SELECT rail_start, rail_end FROM {s}.checkpoints WHERE session = %s AND rail_present"), (session,))])
+            return [event for _, _, event in self._legacy_rows(conn, session, windows)]
+        return self._guard(session, None, lambda: self._tx(read, write=False))
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

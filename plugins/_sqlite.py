@@ -48,7 +48,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from datetime import datetime
 from pathlib import Path
@@ -1007,22 +1007,13 @@ class SqliteCheckpointer(LatestCache):
                 have.update(r[0] for r in conn.execute(
                     f"{_event_steps(_LATEST, '-1')}SELECT o.id FROM {_CHAIN_OUTBOX} AND +o.store = 1 AND +o.seq > "
                     "CAST(COALESCE((SELECT value FROM meta WHERE key = 'errors_cursor'), 0) AS INTEGER)", {"s": session}))
-                seen: set[str] = set()
-                rows = []
-                for start, end in windows:
-                    for pos, step, seq, text in conn.execute(
-                            f"{_event_steps(_LATEST, '-1')}SELECT r.pos, r.step, r.seq, COALESCE(r.data, o.data) "
-                            "FROM rail r LEFT JOIN outbox o ON o.seq = r.seq WHERE r.session = :s AND r.pos >= :a "
-                            f"AND r.pos < :b UNION ALL SELECT o.rail_pos, o.step, o.seq, o.data FROM {_CHAIN_OUTBOX} "
-                            "AND o.rail_pos >= :a AND o.rail_pos < :b ORDER BY 1", {"s": session, "a": start, "b": end}):
-                        event = load_stored_event(text, session, step, f'extra["errors"] entry {pos}')
-                        key = str(event.id)
-                        if event.is_summary or key in seen:
-                            continue
-                        seen.add(key)
-                        if key not in have:
-                            rows.append((key, session, step, pos, event.node, event.code, event.scope.kind,
-                                         stored_time(event.when), seq, None if seq is not None else event.to_json()))
+                rows, seen = [], 0
+                for pos, step, seq, event in _legacy_rows(conn, session, windows):
+                    seen += 1
+                    key = str(event.id)
+                    if key not in have:
+                        rows.append((key, session, step, pos, event.node, event.code, event.scope.kind,
+                                     stored_time(event.when), seq, None if seq is not None else event.to_json()))
                 added = 0
                 if rows and not dry_run:
                     before = conn.total_changes
@@ -1031,13 +1022,22 @@ class SqliteCheckpointer(LatestCache):
                     added = conn.total_changes - before
                 else:
                     added = len(rows)
-                return len(seen), added
+                return seen, added
 
             seen_n, added_n = self._guard(session, None, lambda fill=fill: self._tx(fill, write=not dry_run))
             seen_total += seen_n
             added_total += added_n
         return BackfillReport(sessions=sessions, checkpoints=checkpoints, events_seen=seen_total,
                               events_added=added_total, dry_run=report.dry_run)
+
+    def legacy_events(self, session: str) -> list[ErrorEvent]:
+        """Every event any stored checkpoint of `session` held in ``extra["errors"]``, once each, in
+        the order they were appended (cap summaries skipped): what `backfill_errors` would copy."""
+        def read(conn: sqlite3.Connection) -> list[ErrorEvent]:
+            windows = union_windows([(a, b) for a, b in conn.execute(
+                "SELECT rail_start, rail_end FROM checkpoints WHERE session = ? AND rail_present = 1", (session,))])
+            return [event for _, _, _, event in _legacy_rows(conn, session, windows)]
+        return self._guard(session, None, lambda: self._tx(read, write=False))
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -1055,6 +1055,25 @@ class SqliteCheckpointer(LatestCache):
         with self._lock:
             self._cache.clear()
             self._conn.close()
+
+
+def _legacy_rows(conn: sqlite3.Connection, session: str, windows: list[tuple[int, int]]
+                 ) -> Iterator[tuple[int, int, int | None, ErrorEvent]]:
+    """``(rail position, step, outbox seq, event)`` of each distinct event in `session`'s errors rail
+    windows, in position order; cap summaries are skipped."""
+    seen: set[str] = set()
+    for start, end in windows:
+        for pos, step, seq, text in conn.execute(
+                f"{_event_steps(_LATEST, '-1')}SELECT r.pos, r.step, r.seq, COALESCE(r.data, o.data) "
+                "FROM rail r LEFT JOIN outbox o ON o.seq = r.seq WHERE r.session = :s AND r.pos >= :a "
+                f"AND r.pos < :b UNION ALL SELECT o.rail_pos, o.step, o.seq, o.data FROM {_CHAIN_OUTBOX} "
+                "AND o.rail_pos >= :a AND o.rail_pos < :b ORDER BY 1", {"s": session, "a": start, "b": end}):
+            event = load_stored_event(text, session, step, f'extra["errors"] entry {pos}')
+            key = str(event.id)
+            if event.is_summary or key in seen:
+                continue
+            seen.add(key)
+            yield pos, step, seq, event
 
 
 def _insert(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:

@@ -44,14 +44,28 @@ def settings_section() -> type[BaseModel]:
     return PostgresStoreSettings
 
 
+def _section(settings: Settings) -> PostgresStoreSettings:
+    section = settings.plugin(NAME)
+    return section if isinstance(section, PostgresStoreSettings) else PostgresStoreSettings()
+
+
+@hookimpl
+def store_missing(backend: str, settings: Settings) -> str | None:
+    """For the read-only commands: the schema when it holds no railgraph store (nothing is created)."""
+    if backend != "postgres":
+        return None
+    section = _section(settings)
+    if not section.dsn:
+        return None  # make_checkpointer names the missing DSN
+    return PostgresCheckpointer.missing(section.dsn, section.schema)
+
+
 @hookimpl
 def make_checkpointer(backend: str, settings: Settings) -> Checkpointer | None:
     """Serve ``persistence.backend = "postgres"``: connect, and create or migrate the schema."""
     if backend != "postgres":
         return None
-    section = settings.plugin(NAME)
-    if not isinstance(section, PostgresStoreSettings):
-        section = PostgresStoreSettings()
+    section = _section(settings)
     if not section.dsn:
         raise ConfigError("persistence.backend = \"postgres\" needs [plugins.postgres_store] dsn "
                           "(or RAILGRAPH_PLUGINS__POSTGRES_STORE__DSN)", key="plugins.postgres_store.dsn")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from store_helpers import backend_fixture
 
 from railgraph import ErrorEvent, MemoryCheckpointer, hookimpl
 from railgraph.cli import cli, filter_events, parse_since
@@ -1079,3 +1080,46 @@ def test_help_lists_every_exit_code():
     text = " ".join(invoke("--help").stdout.split())
     for code in ("0", "1", "2", "3", "4", "5", "6", "10-15", "16", "17", "18", "64", "66", "70", "73", "130"):
         assert re.search(rf"\b{code} [a-zA-Z]", text), code
+
+
+read_only_backend = backend_fixture(("sqlite", "postgres"))
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["sessions"], 66), (["errors", "x"], 18), (["store", "stats"], 66), (["migrate", "errors", "--dry-run"], 66),
+    (["run", HELLO, "-s", "x", "--resume"], 18),
+])
+def test_read_only_commands_create_no_store(read_only_backend, tmp_path, args, code):
+    """The commands that only read a store stop (66, or 18 for a session) where none exists — a file
+    path or a PostgreSQL schema a typo led them to — and create nothing there (on PostgreSQL they
+    once created the schema and its tables, and answered from the new empty store)."""
+    b = read_only_backend
+    cfg = tmp_path / "ro.toml"
+    table = (f'[plugins.sqlite_store]\npath = "{b.path}"\n' if b.name == "sqlite"
+             else f'[plugins.postgres_store]\ndsn = "{b.dsn}"\nschema = "{b.schema}"\n')
+    cfg.write_text(f'[persistence]\nbackend = "{b.name}"\n{table}')
+    proc = real(*args, "-c", str(cfg), cwd=tmp_path)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "nothing has run with these settings" in proc.stderr
+    if b.name == "sqlite":
+        assert not b.path.exists()
+    else:
+        import psycopg
+        with psycopg.connect(b.dsn) as conn:
+            assert conn.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+                                (b.schema,)).fetchone() is None
+
+
+def test_a_store_plugin_saying_its_store_is_missing_stops_the_read_only_commands(store, mem_config, monkeypatch):
+    """The store_missing hook: a store plugin's answer stops sessions (66) and errors SESSION (18)
+    with its message, before any store is opened; None lets them read as usual."""
+    @hookimpl
+    def store_missing(backend, settings):
+        return "no store in the vault 'v1' (nothing has run with these settings)" if backend == "memory" else None
+    monkeypatch.setattr(memory_store, "store_missing", store_missing, raising=False)
+    result = invoke("sessions", "-c", mem_config)
+    assert result.exit_code == 66 and "no store in the vault 'v1'" in result.stderr
+    result = invoke("errors", "s", "-c", mem_config)
+    assert result.exit_code == 18 and "session 's' is not in the store: no store in the vault 'v1'" in result.stderr
+    monkeypatch.setattr(memory_store, "store_missing", hookimpl(lambda backend, settings: None))
+    assert invoke("sessions", "-c", mem_config).exit_code == 0

@@ -20,7 +20,7 @@ def test_there_is_a_spec_for_each_purpose_of_the_architecture() -> None:
     """The contract covers config, persistence, processing, sinks, cap, gating, mode, retries and lifecycle."""
     assert set(SPECS) == {"settings_section", "make_checkpointer", "event_processor", "extra_errors_mode",
                           "error_capper", "reserved_change_bumps_version", "make_sinks", "retry_decision",
-                          "before_session", "after_step", "after_session"}
+                          "before_session", "after_step", "after_session", "store_missing"}
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -37,7 +37,7 @@ def test_every_spec_documents_parameters_return_and_raises(name: str) -> None:
 def test_decision_hooks_are_firstresult(name: str) -> None:
     """Decision hooks (one answer) are firstresult; contributions and notifications are not."""
     decisions = {"make_checkpointer", "extra_errors_mode", "error_capper", "reserved_change_bumps_version",
-                 "retry_decision"}
+                 "retry_decision", "store_missing"}
     assert SPECS[name].railgraph_spec["firstresult"] is (name in decisions)
 
 

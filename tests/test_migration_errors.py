@@ -81,3 +81,17 @@ def test_verify_before_backfill_reports_a_mismatch(durable: Backend) -> None:
     done = run_worker(*run, "--more", "1", "--mode", "verify")
     assert codes(durable, "v").count(MISMATCH) == 1
     assert done["stored"][:3] == ids("v", range(1, 4)) and done["errors"] == done["outbox"]
+
+
+def test_verify_counts_the_events_a_cap_dropped_from_the_newest_array(durable: Backend) -> None:
+    """A cap keeps only the newest events in the latest extra["errors"]; verify still checks every
+    event ever held there (as the backfill copies them), so it reports all that the store lacks —
+    it once compared the capped array only and said 2 missing, or all clear, for 6."""
+    run = ("counter", *durable.argv(), "--session", "c")
+    legacy = run_worker(*run, "--steps", "6", "--mode", "legacy", "--cap", "3")
+    assert legacy["extra_errors"][1:] == ids("c", range(5, 7))  # a summary and the newest two
+    run_worker(*run, "--more", "1", "--mode", "verify", "--cap", "3")
+    [mismatch] = [e for e in durable.open().session_events("c") if e.code == MISMATCH]
+    assert mismatch.error.details["missing_count"] == 6
+    assert mismatch.error.details["missing"] == ids("c", range(1, 7))
+    assert durable.open().legacy_events("c")[:6] == [e for e in durable.open().session_events("c")][:6]

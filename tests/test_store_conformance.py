@@ -226,6 +226,19 @@ def test_memory_has_no_errors_store() -> None:
     assert store.backfill_errors(False).events_added == 0
 
 
+def test_legacy_events_are_every_event_ever_in_extra_errors(backend: Backend) -> None:
+    """legacy_events gives each event any checkpoint held in extra["errors"] once, in append order —
+    those a cap or a rewrite dropped from the newest array included, the cap summary not (what
+    verify mode checks against the errors store, and what the backfill copies)."""
+    store = backend.open()
+    for cp, delta in history_of("s1"):
+        store.commit(cp, delta)
+    assert [e.id.int for e in store.latest("s1").extra["errors"]] == [3, 2]
+    assert [e.id.int for e in store.legacy_events("s1")] == [1, 2, 3]
+    assert store.legacy_events("s1")[0] == ev(1)
+    assert store.legacy_events("nobody") == []
+
+
 def test_errors_store_is_append_only_idempotent_and_in_order(durable: Backend) -> None:
     """Events land in the errors store in emission order, once per id, only when the delta asks."""
     store = durable.open()
