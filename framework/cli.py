@@ -563,7 +563,10 @@ class Progress:
             self.step, self.status = report.step, report.status
             self.last_ran = tuple("input" if n == "__input__" else n for n in report.ran)
         if not self.live:
-            line = f"step {report.step}: ran {', '.join(self.last_ran) or '-'}"
+            ran = [n for n in self.last_ran if n not in report.reused]
+            line = f"step {report.step}: ran {', '.join(ran) or '-'}"
+            if report.reused:
+                line += f" (reused the stored result of {', '.join(report.reused)})"
             if report.skipped:
                 line += f" (skipped {', '.join(report.skipped)})"
             if report.events:

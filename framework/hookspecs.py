@@ -104,6 +104,8 @@ class StepReport:
         events: events committed in this step.
         status: the session status after the step.
         versions: channel versions after the step.
+        reused: the nodes of `ran` that did not run again: a resumed step reused the result they
+            had stored before the step failed (pending writes).
     """
 
     session: str
@@ -113,6 +115,7 @@ class StepReport:
     events: tuple[ErrorEvent, ...] = ()
     status: str = "running"
     versions: dict[str, int] = field(default_factory=dict)
+    reused: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -378,9 +378,11 @@ class Runner:
         cp = Checkpoint(live.cp.session, live.cp.step + 1, status, ch.messages, ch.extra, ch.versions, frontier,
                         seen, pending, result.events, failure, self.clock(), interrupt)
         self._store(cp, result.delta)
+        before = live.cp.pending_writes
         live.cp, live.channels = cp, ch
         if self.sinks or self._notify_steps:
-            self._after_commit(live, cp, ran, skipped or {})
+            reused = tuple(n for n in ran if n in before) if before else ()
+            self._after_commit(live, cp, ran, skipped or {}, reused)
         return cp
 
     def _store(self, cp: Checkpoint, delta: Delta) -> None:
@@ -392,11 +394,13 @@ class Runner:
             raise CheckpointError(f"could not commit checkpoint of session {cp.session!r} step {cp.step}: "
                                   f"{type(exc).__name__}", session=cp.session, step=cp.step) from exc
 
-    def _after_commit(self, live: _Live, cp: Checkpoint, ran: tuple[str, ...], skipped: Mapping[str, str]) -> None:
+    def _after_commit(self, live: _Live, cp: Checkpoint, ran: tuple[str, ...], skipped: Mapping[str, str],
+                      reused: tuple[str, ...] = ()) -> None:
         if self.sinks:
             self.deliver(live, wait=live.ending)
         if self._notify_steps:
-            report = StepReport(cp.session, cp.step, ran, dict(skipped), cp.events, cp.status, dict(cp.versions))
+            report = StepReport(cp.session, cp.step, ran, dict(skipped), cp.events, cp.status, dict(cp.versions),
+                                reused)
             for err in self.plugins.notify("after_step", report=report):
                 live.app_events.append(self._app_event(err, tags=("plugin-error",)))
 

@@ -279,6 +279,44 @@ def test_run_resume_reruns_only_the_failed_node(store, mem_config, tmp_path):
     assert [e.code for e in store.session_events("r")].count("test.first") == 1
 
 
+FANOUT_GRAPH = """\
+from pathlib import Path
+from railgraph import END, START, GraphBuilder
+
+def a(state):
+    with open("a.log", "a") as f:
+        f.write("ran\\n")
+    return {"extra": {"a": True}}
+
+def b(state):
+    if Path("fail.flag").exists():
+        raise RuntimeError("fail.flag is present")
+    return {"extra": {"b": True}}
+
+graph = GraphBuilder()
+graph.add_node("a", a)
+graph.add_node("b", b)
+graph.add_edge(START, "a")
+graph.add_edge(START, "b")
+graph.add_edge("a", END)
+graph.add_edge("b", END)
+"""
+
+
+def test_run_resume_says_which_nodes_reused_their_stored_result(store, mem_config, tmp_path, monkeypatch):
+    """A resumed fan-out step prints the node that ran again and the one whose stored result was
+    reused (it once said 'ran a, b' though 'a' did not run again)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fanout.py").write_text(FANOUT_GRAPH)
+    (tmp_path / "fail.flag").write_text("")
+    assert invoke("run", "fanout.py:graph", "-c", mem_config, "-s", "f").exit_code == 10
+    (tmp_path / "fail.flag").unlink()
+    resumed = invoke("run", "fanout.py:graph", "-c", mem_config, "-s", "f", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "step 3: ran b (reused the stored result of a) · completed" in resumed.stdout
+    assert (tmp_path / "a.log").read_text() == "ran\n"
+
+
 @pytest.mark.parametrize(("args", "code", "needle"), [
     (["--resume"], 64, "--resume needs --session"),
     (["-s", "x", "--resume", "-i", "{}"], 64, "takes no --input"),
