@@ -1014,8 +1014,11 @@ def explain_hooks(settings: Settings, plugins: Plugins) -> list[dict[str, Any]]:
         if hook in _DECISIONS_BY_SETTINGS:
             who, answer = plugins.first(hook, settings=settings)
             row["decided_by"] = who
-            row["answer"] = answer if isinstance(answer, (str, bool, int, float)) or answer is None else \
-                f"<{type(answer).__name__}>"
+            if isinstance(answer, (str, bool, int, float)) or answer is None:
+                row["answer"] = answer
+            else:  # a callable (a capper...): the first line of its docstring says what it does
+                doc = (inspect.getdoc(answer) or "").strip().splitlines()
+                row["answer"] = doc[0] if doc else f"<{type(answer).__name__}>"
         elif hook == "make_checkpointer":
             row["answer"] = f"backend {settings.persistence.backend!r}"
         rows.append(row)

@@ -91,6 +91,9 @@ def make_capper(max_events: int, strategy: str) -> Capper:
         kept = entries[len(entries) - keep:] if keep else ()
         return (summarize(previous, dropped, max_events), *kept)
 
+    # what `railgraph config explain` shows as this decision's answer
+    cap.__doc__ = (f"keep the newest {max_events} entries of extra[\"errors\"]"
+                   + (", the first a summary of the dropped ones" if strategy == "summarize" else ", drop the oldest"))
     return cap
 
 

@@ -629,6 +629,12 @@ def test_config_explain_names_each_source_and_the_hook_implementers(mem_config):
     assert hooks["extra_errors_mode"]["decided_by"] == "extra_errors"
     text = invoke("config", "explain", "-c", mem_config).stdout
     assert re.search(r"^persistence\.backend\s+\"memory\"\s+file", text, re.M)
+    # a decision answered by a callable says what it does, not <function>
+    capped = json.loads(invoke("config", "explain", "-c", str(ROOT / "configs" / "long-running.toml"),
+                               "--json").stdout)
+    capper = {h["hook"]: h for h in capped["hooks"]}["error_capper"]
+    assert (capper["answer"], capper["decided_by"]) == (
+        'keep the newest 200 entries of extra["errors"], the first a summary of the dropped ones', "cap")
 
 
 @pytest.mark.parametrize(("content", "needle"), [
