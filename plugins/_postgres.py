@@ -167,7 +167,7 @@ class PostgresCheckpointer(LatestCache):
         try:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 found = conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
-                                     "AND table_name = 'meta'", (schema,)).fetchone()
+                                     "AND table_name = 'meta'", (schema.lower(),)).fetchone()  # unquoted: folded
         except psycopg.Error:
             return None  # opening the store reports the connection problem
         if found is not None:

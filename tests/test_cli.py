@@ -1167,3 +1167,23 @@ def test_a_store_plugin_saying_its_store_is_missing_stops_the_read_only_commands
     assert result.exit_code == 18 and "session 's' is not in the store: no store in the vault 'v1'" in result.stderr
     monkeypatch.setattr(memory_store, "store_missing", hookimpl(lambda backend, settings: None))
     assert invoke("sessions", "-c", mem_config).exit_code == 0
+
+
+def test_a_store_in_a_mixed_case_postgres_schema_is_found(tmp_path):
+    """PostgreSQL folds an unquoted schema name to lower case: the read-only commands' check for a
+    missing store folds it too, so a store made under `Tenant_X` is read, not refused."""
+    from store_helpers import make_backend
+
+    b = make_backend("postgres", tmp_path)
+    b.schema = b.schema.replace("rgt_", "Rgt_Up_")
+    try:
+        cfg = tmp_path / "up.toml"
+        cfg.write_text(f'[persistence]\nbackend = "postgres"\n[plugins.postgres_store]\ndsn = "{b.dsn}"\n'
+                       f'schema = "{b.schema}"\n')
+        assert real("run", HELLO, "-s", "u", "-c", str(cfg), cwd=tmp_path).returncode == 0
+        listed = real("sessions", "--json", "-c", str(cfg), cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert [r["session"] for r in json.loads(listed.stdout)] == ["u"]
+    finally:
+        b.schema = b.schema.lower()
+        b.close()
