@@ -303,6 +303,22 @@ class _MemSession:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     events: list[ErrorEvent] = field(default_factory=list)
     owner: int | None = None
+    # every event extra["errors"] ever held, by id, in append order (kept at commit: see `legacy_events`)
+    legacy: dict[Any, ErrorEvent] = field(default_factory=dict)
+    legacy_arr: tuple[ErrorEvent, ...] | None = None  # the newest array added to `legacy`
+
+
+def _add_legacy(s: _MemSession, arr: tuple[ErrorEvent, ...], delta: Delta) -> None:
+    """Add what a commit's ``extra["errors"]`` holds that the session's legacy trail has not seen: the
+    appended entries when the array only grew at its end (what the delta says and the array shows),
+    else the whole array (a first array, a rewrite). O(appended) for the usual step."""
+    app = delta.errors_appended
+    grown = (s.legacy_arr is not None and not delta.errors_rewritten and 0 < len(app) <= len(arr)
+             and all(a is b for a, b in zip(arr[len(arr) - len(app):], app)))
+    for event in app if grown else arr:
+        if not event.is_summary:
+            s.legacy.setdefault(event.id, event)
+    s.legacy_arr = arr
 
 
 class MemoryCheckpointer:
@@ -362,6 +378,9 @@ class MemoryCheckpointer:
                     f"refusing to overwrite with step {checkpoint.step}",
                     session=checkpoint.session, step=checkpoint.step)
             s.checkpoints.append(checkpoint)
+            arr = checkpoint.extra.get(ERRORS_KEY)
+            if arr is not None and arr is not s.legacy_arr:
+                _add_legacy(s, tuple(arr), delta)
             if checkpoint.events:  # most steps emit none: skip building an empty generator
                 s.events.extend(checkpoint.events)
                 self._outbox.extend((checkpoint.session, e) for e in checkpoint.events)
@@ -396,17 +415,7 @@ class MemoryCheckpointer:
 
     def legacy_events(self, session: str) -> list[ErrorEvent]:
         s = self._sessions.get(session)
-        found: dict[Any, ErrorEvent] = {}
-        previous: Any = None
-        for cp in s.checkpoints if s else ():
-            arr = cp.extra.get(ERRORS_KEY)
-            if arr is None or arr is previous:  # most steps share the array of the step before
-                continue
-            previous = arr
-            for event in arr:
-                if not event.is_summary:
-                    found.setdefault(event.id, event)
-        return list(found.values())
+        return list(s.legacy.values()) if s else []
 
     def close(self) -> None:
         return None

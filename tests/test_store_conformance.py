@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from store_helpers import Backend, backend_fixture, counter_graph, event_id, fanout_graph, make_backend
 
-from railgraph import AppScope, CheckpointError, Message, NodePartial, NodeScope, SessionBusyError, Settings
+from railgraph import (AppScope, CheckpointError, Message, NodePartial, NodeScope, SessionBusyError, Settings,
+                       StepLimitError)
 from railgraph.checkpoint import Checkpoint, Checkpointer, Delta, MemoryCheckpointer
 from railgraph.events import SUMMARY_CODE, ErrorEvent, make_event
 from railgraph.hookspecs import hookimpl
@@ -237,6 +238,25 @@ def test_legacy_events_are_every_event_ever_in_extra_errors(backend: Backend) ->
     assert [e.id.int for e in store.legacy_events("s1")] == [1, 2, 3]
     assert store.legacy_events("s1")[0] == ev(1)
     assert store.legacy_events("nobody") == []
+
+
+@pytest.mark.parametrize("cap", [{"max_events": 3}, {"max_events": 3, "strategy": "drop-oldest"}, {}])
+def test_legacy_events_of_a_run_equal_the_union_of_its_checkpoints(backend: Backend, cap: dict[str, Any]) -> None:
+    """For a real run (capped or not, resumed after a restart of the graph), legacy_events equals
+    the union, over every stored checkpoint, of extra["errors"], in first-appearance order."""
+    settings = backend.settings(plugins={"cap": cap})
+    with counter_graph(12).compile(settings=settings) as graph:
+        with pytest.raises(StepLimitError):  # stops with work left: committed, resumable
+            graph.invoke({"extra": {"n": 0}}, session="u", max_steps=8)
+        graph.invoke(None, session="u")
+        store = graph.runner.checkpointer
+        union: dict[Any, ErrorEvent] = {}
+        for step, _, _ in store.history("u"):
+            for event in store.get("u", step).extra.get("errors", ()):
+                if not event.is_summary:
+                    union.setdefault(event.id, event)
+        assert len(union) == 13  # 12 ticks and the step limit's event
+        assert store.legacy_events("u") == list(union.values())
 
 
 def test_errors_store_is_append_only_idempotent_and_in_order(durable: Backend) -> None:
