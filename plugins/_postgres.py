@@ -166,8 +166,11 @@ class PostgresCheckpointer(LatestCache):
         probe._psycopg, probe.dsn = psycopg, dsn
         try:
             with psycopg.connect(dsn, autocommit=True) as conn:
-                found = conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
-                                     "AND table_name = 'meta'", (schema.lower(),)).fetchone()  # unquoted: folded
+                # the catalog, not information_schema (which lists only the tables the role has a
+                # privilege on); the name folded to lower case, as the unquoted CREATE SCHEMA did
+                found = conn.execute("SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                                     "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = 'meta'",
+                                     (schema.lower(),)).fetchone()
         except psycopg.Error:
             return None  # opening the store reports the connection problem
         if found is not None:

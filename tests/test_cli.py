@@ -7,6 +7,7 @@ test's own directory, so a later process reads what an earlier one wrote.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -1187,3 +1188,33 @@ def test_a_store_in_a_mixed_case_postgres_schema_is_found(tmp_path):
     finally:
         b.schema = b.schema.lower()
         b.close()
+
+
+def test_a_role_that_cannot_read_the_store_is_told_so_not_that_it_is_missing(tmp_path):
+    """information_schema lists only the tables a role may use: the missing-store check reads the
+    catalog, so a role without table privileges gets the store's permission error (16), not 'no
+    railgraph store' (66)."""
+    import uuid
+
+    import psycopg
+    from store_helpers import make_backend
+
+    b = make_backend("postgres", tmp_path)
+    role = f"rg_reader_{uuid.uuid4().hex[:8]}"
+    try:
+        cfg = tmp_path / "owner.toml"
+        cfg.write_text(f'[persistence]\nbackend = "postgres"\n[plugins.postgres_store]\ndsn = "{b.dsn}"\n'
+                       f'schema = "{b.schema}"\n')
+        assert real("run", HELLO, "-s", "s1", "-c", str(cfg), cwd=tmp_path).returncode == 0
+        with psycopg.connect(b.dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {role} LOGIN")
+            conn.execute(f"GRANT USAGE ON SCHEMA {b.schema} TO {role}")
+        reader = tmp_path / "reader.toml"
+        reader.write_text(cfg.read_text().replace("postgres@", f"{role}@", 1))
+        proc = real("sessions", "-c", str(reader), cwd=tmp_path)
+        assert proc.returncode == 16 and "permission denied" in proc.stderr, proc.stderr
+    finally:
+        b.close()
+        with psycopg.connect(b.dsn, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+
