@@ -542,6 +542,7 @@ class Progress:
         self.step = 0
         self.status = "starting"
         self.last_ran: tuple[str, ...] = ()
+        self.last_reused: tuple[str, ...] = ()
         self.running: dict[str, float] = {}
         self.started = time.monotonic()
         self.on_start: Callable[[bool], None] | None = None  # called once the run holds the session's claim
@@ -561,10 +562,10 @@ class Progress:
         with self._lock:
             self.events.extend(report.events)
             self.step, self.status = report.step, report.status
-            self.last_ran = tuple("input" if n == "__input__" else n for n in report.ran)
+            self.last_ran = tuple("input" if n == "__input__" else n for n in report.ran if n not in report.reused)
+            self.last_reused = report.reused
         if not self.live:
-            ran = [n for n in self.last_ran if n not in report.reused]
-            line = f"step {report.step}: ran {', '.join(ran) or '-'}"
+            line = f"step {report.step}: ran {', '.join(self.last_ran) or '-'}"
             if report.reused:
                 line += f" (reused the stored result of {', '.join(report.reused)})"
             if report.skipped:
@@ -582,7 +583,9 @@ class Progress:
                                  ("  step ", "dim"), (str(self.step + 1 if self.running else self.step), "bold"),
                                  ("  elapsed ", "dim"), f"{now - self.started:.1f}s")
             lines = [head, Text.assemble(("  running: ", "dim"), running),
-                     Text.assemble(("  last step ran: ", "dim"), ", ".join(self.last_ran) or "-")]
+                     Text.assemble(("  last step ran: ", "dim"), ", ".join(self.last_ran) or "-",
+                                   (f" (reused the stored result of {', '.join(self.last_reused)})"
+                                    if self.last_reused else "", "dim"))]
             errs = Text.assemble(("  errors so far: ", "dim"), (str(len(self.events)), "bold red" if self.events else ""))
             if self.events:
                 last = self.events[-1]

@@ -1218,3 +1218,16 @@ def test_a_role_that_cannot_read_the_store_is_told_so_not_that_it_is_missing(tmp
         with psycopg.connect(b.dsn, autocommit=True) as conn:
             conn.execute(f"DROP ROLE IF EXISTS {role}")
 
+
+def test_the_live_panel_does_not_count_reused_nodes_as_run():
+    """On a terminal, the panel's 'last step ran' names the nodes that ran and, apart, those whose
+    stored result the resumed step reused."""
+    from rich.console import Console
+
+    from railgraph.cli import Progress
+    from railgraph.hookspecs import StepReport
+    from railgraph.render import to_plain
+
+    progress = Progress(Console(file=io.StringIO()), "s", live=True)
+    progress.after_step(StepReport("s", 3, ("a", "b"), reused=("a",)))
+    assert "last step ran: b (reused the stored result of a)" in to_plain(progress)
