@@ -368,6 +368,11 @@ def _fits(text: str, limit: int) -> bool:
     return mark is not None and mark.start() <= limit
 
 
+# characters after which a cut leaves no secret token in two: none of the redactor's patterns (a
+# URL's user:password@, key=value, Bearer/Basic, JWTs, key ids, token prefixes) spans them
+_TOKEN_END = re.compile(r"[\s,;&\"'()\[\]{}<>|]")
+
+
 class _Cutter:
     """Applies `EventLimits` while building, remembering which paths were cut."""
 
@@ -386,10 +391,11 @@ class _Cutter:
         kept = value[:limit]
         if not value[limit].isspace():
             # never keep the head of a token cut in two (half a URL password or key would escape
-            # the redactor's patterns, which need the whole token): back off to the last space
-            space = max(kept.rfind(" ", -256), kept.rfind("\n", -256), kept.rfind("\t", -256))
-            if space >= 0:
-                kept = kept[:space]
+            # the redactor's patterns, which need the whole token): back off to the last character
+            # no secret pattern spans (whitespace, or a separator of key=value lists, quotes,
+            # brackets), however far back; a message that is one huge token keeps none of it
+            end = _TOKEN_END.search(kept[::-1])
+            kept = kept[:len(kept) - end.start()] if end is not None else ""
         return kept + f"… [truncated {len(value) - len(kept)} chars]"
 
     def data(self, value: dict[str, Any], path: str) -> dict[str, JsonValue]:
@@ -495,12 +501,13 @@ def _rung(exc: BaseException, via: str | None, depth: int, seen: set[int], cut: 
     group: list[ErrorLadder] = []
     members = getattr(exc, "exceptions", None) if isinstance(exc, BaseExceptionGroup) else None
     if members:
-        if len(members) > cut.limits.max_group:
+        deep = depth + 1 > cut.limits.max_depth  # the members would be one rung deeper than the limit
+        if deep or len(members) > cut.limits.max_group:
             cut.cut.append(f"{path}.group")
-        for i, member in enumerate(members[: cut.limits.max_group]):
-            if id(member) in seen or depth + 1 > cut.limits.max_depth:
-                continue
-            group.append(_rung(member, "group", depth + 1, seen, cut, f"{path}.group.{i}"))
+        if not deep:
+            for i, member in enumerate(members[: cut.limits.max_group]):
+                if id(member) not in seen:
+                    group.append(_rung(member, "group", depth + 1, seen, cut, f"{path}.group.{i}"))
     nxt: BaseException | None = exc.__cause__
     nxt_via = "cause"
     if nxt is None and not exc.__suppress_context__:

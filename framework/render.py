@@ -87,12 +87,13 @@ def _from_event(event: ErrorEvent) -> dict[str, Any]:
 def diagnostic_of(err: RunnerError) -> Diagnostic:
     """Build the diagnostic of a live `RunnerError`.
 
-    With an emitted event, the headline and the ladder come from the event (redacted, as stored);
-    without one, from the exception and its ``__cause__`` / ``__context__`` chain.
+    With an emitted event, the headline, the help line and the ladder come from the event (redacted,
+    as stored); without one, from the exception and its ``__cause__`` / ``__context__`` chain.
     """
     event = err.event
     base: dict[str, Any] = {"code": err.code, "help": err.help, "exit_code": err.exit_code, "where": err.where()}
-    if event is not None:
+    if event is not None:  # the help line too: an instance's own help is free text, scrubbed in the event
+        base["help"] = event.error.help if event.error.help is not None else type(err).help
         return Diagnostic(message=event.error.message, **base, **_from_event(event))
     ladder, _ = ladder_from_exception(err)
     return Diagnostic(message=err.message, ladder=ladder, details=dict(err.details), **base)

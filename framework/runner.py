@@ -160,7 +160,10 @@ def failure_data(err: RunnerError) -> dict[str, Any]:
     where = {k: v for k, v in err.where().items()}
     if ev is not None:
         where = {k: v for k, v in ev.error.details.items() if k in where}
-    return {"code": err.code, "message": message, "help": err.help, "exit_code": err.exit_code,
+    # the help line too: an instance's own help is free text (a secret can hide in it); without an
+    # event, the class's line, which is code
+    help_ = ev.error.help if ev is not None else type(err).help
+    return {"code": err.code, "message": message, "help": help_, "exit_code": err.exit_code,
             "type": type(err).__name__, "where": where, "step": err.step,
             "event": str(ev.id) if ev is not None else None}
 
@@ -874,6 +877,8 @@ class Runner:
         if len(errs) > 1:
             first.message += f" (and {len(errs) - 1} more: {', '.join(e.node or '?' for e in errs[1:])})"
             first.args = (first.message,)
+            # the raised error carries every failure's event: its own first, then the others'
+            first.with_events(tuple({e.id: e for err in errs for e in err.events}.values()))
         interrupt = cp.interrupt if cp.interrupt and cp.interrupt.startswith("before:") else None
         try:
             self._commit(live, result, status="failed", frontier=cp.frontier, seen=cp.versions_seen,
@@ -944,7 +949,7 @@ class Runner:
 
     def _claim(self, session: str | None) -> str:
         """Claim `session` for this run: one run per session in this runner, one worker in the store."""
-        session = check_session_id(session or str(self.ids()))
+        session = check_session_id(str(self.ids()) if session is None else session)
         with self._lock:
             if session in self._active:
                 raise SessionBusyError(f"session {session!r} is already running in this process", session=session)

@@ -54,7 +54,9 @@ EXEMPT = re.compile(r"(context|error(\.cause|\.group\.\d+)*\.details)\.session")
 # stays last: `Redactor.text` rules out all the others at once, before any of them could have run.
 VALUE_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("-----begin",), r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
-    (("://",), r"(?<=[a-z0-9+.\-]://)[^\s:/@]+:[^\s@/]+(?=@)"),
+    # user:password@ (the user may be empty, `redis://:pw@host`; the password runs to the last '@'
+    # before the host, so one holding an unencoded '@' is scrubbed whole)
+    (("://",), r"(?<=[a-z0-9+.\-]://)[^\s:/@]*:[^\s/]+(?=@[^\s@/]*)"),
     (("bearer ",), r"(?<=(?i:bearer) )[A-Za-z0-9\-._~+/]+=*"),
     (("basic ",), r"(?<=(?i:basic) )[A-Za-z0-9+/]{8,}=*"),
     (("eyj",), r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),

@@ -143,7 +143,7 @@ def test_cyclic_chain_terminates() -> None:
 
 def test_limits_truncate_and_mark_the_event() -> None:
     """Oversized messages, chains and context are cut to the limits, and the event lists what was cut."""
-    deep = _chain([("ValueError", "m" * 500, "cause")] * 10)
+    deep = _chain([("ValueError", "m " * 250, "cause")] * 10)
     limits = EventLimits(max_message=100, max_depth=3, max_context_bytes=300)
     ev = event_from_exception(deep, scope=AppScope(), id=uuid.uuid4(), when=WHEN, limits=limits,
                               context={"blob": "x" * 1000})
@@ -542,14 +542,32 @@ def test_a_cut_text_is_not_cut_again_and_keeps_its_count() -> None:
     """A message a builder cut ends with a marker that states how much went; bound_event (which the
     runner applies to every event) leaves it, so the count stays true; a longer text is still cut."""
     limits = EventLimits(max_message=100)
-    event = make_event("x" * 500 + " tail", scope=NodeScope(node="n", step=1), id=uuid.uuid4(), when=WHEN,
+    event = make_event("head " + "x" * 500 + " tail", scope=NodeScope(node="n", step=1), id=uuid.uuid4(), when=WHEN,
                        limits=limits)
-    assert event.error.message.endswith("… [truncated 405 chars]") and event.truncated == ("error.message",)
+    assert event.error.message == "head … [truncated 505 chars]" and event.truncated == ("error.message",)
     assert bound_event(event, limits) is event
     tighter = bound_event(event, EventLimits(max_message=64))
     assert tighter.error.message.endswith("chars]") and len(tighter.error.message) < 100
     assert _fits("y" * 100 + "… [truncated 7 chars]", 100) and not _fits("y" * 101 + "… [truncated 7 chars]", 100)
     assert not _fits("y" * 101, 100) and _fits("y" * 100, 100)
+
+
+@pytest.mark.parametrize("tail", [
+    "https://admin:Hunter2SuperSecretPassw0rd@db.example.com/app",
+    "api_key=sk-live-abcdEFGH1234ijklMNOP5678qrstUVWX",
+    "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlMTIzNDU2",
+])
+@pytest.mark.parametrize("gap", [" ", "x" * 300, ""])  # what stands between the text and the secret
+def test_a_cut_never_keeps_half_a_token(tail: str, gap: str) -> None:
+    """However long the token the limit falls in, a cut keeps none of it: half a URL password or key
+    would escape the redactor's patterns, which run after the cut and need the whole token."""
+    limits = EventLimits(max_message=4096)
+    text = "y" * (4096 - 20 - len(gap)) + gap + tail + " and then more words"
+    message = make_event(text, scope=NodeScope(node="n", step=1), id=uuid.uuid4(), when=WHEN,
+                         limits=limits).error.message
+    kept = message[:message.index("… [truncated")]
+    assert tail[:12] not in kept and len(kept) <= 4096
+    assert kept == "" or kept[-1].isspace() or kept[-1] in ",;&\"'()[]{}<>|"
 
 
 def test_an_event_changed_after_it_was_built_is_bounded_again() -> None:
@@ -563,3 +581,14 @@ def test_an_event_changed_after_it_was_built_is_bounded_again() -> None:
     event.error.details["more"] = "y" * 1000
     bounded = bound_event(event, limits)
     assert bounded.truncated == ("error.details", "context") and len(bounded.to_json()) < 1500
+
+
+def test_exception_groups_cut_by_depth_are_listed_in_truncated() -> None:
+    """Members of an exception group below the depth limit are cut, and the cut is listed, as it is
+    for a deep cause chain (it once stopped at 33 rungs with truncated empty)."""
+    exc: BaseException = ValueError("leaf")
+    for i in range(50):
+        exc = ExceptionGroup(f"g{i}", [exc])
+    ev = event_from_exception(exc, scope=AppScope(), id=uuid.uuid4(), when=WHEN, limits=EventLimits(max_depth=4))
+    assert len(ev.error.rungs()) == 5
+    assert ev.truncated == ("error" + ".group.0" * 4 + ".group",)

@@ -185,7 +185,7 @@ def test_a_cycle_that_changes_nothing_ends_by_gating(tmp_path: Path) -> None:
 
 SESSION_IDS = ["'; DROP TABLE checkpoints; --", "../../etc/passwd", '"', "'", "\\", "%s", "{s}", "?", "a\nb\tc",
                "🔥🚒", "\u202eevil\u202c", "\u200b", "ñ é 中文", "x" * MAX_SESSION_ID, " leading and trailing "]
-REJECTED = ["a\x00b", "\ud800", "x" * (MAX_SESSION_ID + 1)]
+REJECTED = ["", "a\x00b", "\ud800", "x" * (MAX_SESSION_ID + 1)]  # "": not a new random id, as None is
 
 
 def _tiny() -> GraphBuilder:

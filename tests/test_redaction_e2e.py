@@ -44,6 +44,8 @@ CORPUS = [
     ("token ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789 rejected", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
     ("slack xoxb-1234567890-abcdefghijkl failed", "xoxb-1234567890-abcdefghijkl"),
     ("client_secret=\"q8Jd-Wlx_30fMz\"", "q8Jd-Wlx_30fMz"),
+    ("cache at redis://:R3disPassw0rdX@cache:6379 refused", "R3disPassw0rdX"),  # no user name
+    ("mysql://root:p@ssW0rdZ9x@db.internal:3306/app", "ssW0rdZ9x"),  # an '@' in the password
 ]
 # values under secret-named keys in context / details (the whole value is replaced)
 KEYED = {"password": "pw-K3yed-Value-1", "db_password": "pw-K3yed-Value-2", "api_key": "k3yed-api-key-3",
@@ -82,7 +84,7 @@ TARGET = textwrap.dedent('''
 
     def runner_error(state, ctx):
         if os.environ.get("HEAL") != "1":
-            raise LeakyRunnerError("own error: " + TEXT)
+            raise LeakyRunnerError("own error: " + TEXT, help="retry with " + CORPUS[1])
         return None
 
     def event_from(state, ctx):

@@ -798,3 +798,24 @@ def test_start_step_run_api() -> None:
     assert g.step("s").extra["n"] == 1
     assert g.step("s").extra["n"] == 2
     assert g.run(None, session="s").extra["n"] == 3
+
+
+def test_the_error_raised_for_several_failures_carries_every_failures_event() -> None:
+    """Two nodes fail in one superstep: the first is raised, its message names the other, and its
+    ``events`` hold both failures' events (its own first), as committed."""
+    def bad(s):
+        raise ValueError("bad failed")
+
+    def slow(s):
+        time.sleep(0.5)
+    b = GraphBuilder().add_node("bad", bad).add_node("slow", slow, timeout=0.05)
+    b.add_edge(START, "bad").add_edge(START, "slow").add_edge("bad", END).add_edge("slow", END)
+    with b.compile(settings=mem()) as g:
+        with pytest.raises(NodeFailed) as info:
+            g.invoke({}, session="two")
+        err = info.value
+        assert "(and 1 more: slow)" in str(err) and err.event is err.events[0]
+        assert [e.node for e in err.events] == ["bad", "slow"]
+        assert [e.code for e in err.events] == ["railgraph.runner.node_failed", "railgraph.runner.node_timeout"]
+        committed = {e.id for e in g.errors("two")}
+        assert {e.id for e in err.events} <= committed
