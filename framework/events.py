@@ -368,9 +368,9 @@ def _fits(text: str, limit: int) -> bool:
     return mark is not None and mark.start() <= limit
 
 
-# characters after which a cut leaves no secret token in two: none of the redactor's patterns (a
-# URL's user:password@, key=value, Bearer/Basic, JWTs, key ids, token prefixes) spans them
-_TOKEN_END = re.compile(r"[\s,;&\"'()\[\]{}<>|]")
+# where a cut may fall: after whitespace only. The redactor's patterns span every other character
+# (a URL password may hold `,;&()`, a quoted value `;` — cutting after one left half a secret)
+_TOKEN_END = re.compile(r"\s")
 
 
 class _Cutter:
@@ -391,9 +391,8 @@ class _Cutter:
         kept = value[:limit]
         if not value[limit].isspace():
             # never keep the head of a token cut in two (half a URL password or key would escape
-            # the redactor's patterns, which need the whole token): back off to the last character
-            # no secret pattern spans (whitespace, or a separator of key=value lists, quotes,
-            # brackets), however far back; a message that is one huge token keeps none of it
+            # the redactor's patterns, which run after the cut and need the whole token): back off
+            # to the last whitespace, however far back; a message that is one huge token keeps none
             end = _TOKEN_END.search(kept[::-1])
             kept = kept[:len(kept) - end.start()] if end is not None else ""
         return kept + f"… [truncated {len(value) - len(kept)} chars]"

@@ -56,7 +56,7 @@ VALUE_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("-----begin",), r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
     # user:password@ (the user may be empty, `redis://:pw@host`; the password runs to the last '@'
     # before the host, so one holding an unencoded '@' is scrubbed whole)
-    (("://",), r"(?<=[a-z0-9+.\-]://)[^\s:/@]*:[^\s/]+(?=@[^\s@/]*)"),
+    (("://",), r"(?<=[A-Za-z0-9+.\-]://)[^\s:/@]*:[^\s/]+(?=@[^\s@/]*)"),
     (("bearer ",), r"(?<=(?i:bearer) )[A-Za-z0-9\-._~+/]+=*"),
     (("basic ",), r"(?<=(?i:basic) )[A-Za-z0-9+/]{8,}=*"),
     (("eyj",), r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
@@ -79,7 +79,7 @@ _TOKEN_BYTES = bytes(0x74 if chr(b) in string.ascii_letters + string.digits + "_
 # the reversed string at each separator, so only the few keys before separators are looked at.
 KEY_BEFORE_SEP_REVERSED = re.compile(r"""[=:]\s*["']?([A-Za-z0-9_.\-]+)""")
 PAIR = re.compile(r"""(?<![A-Za-z0-9_.\-"'])(?P<key>["']?[A-Za-z][A-Za-z0-9_.\-]*["']?)(?P<sep>\s*[=:]\s*)"""
-                  r"""(?P<value>"[^"]*"|'[^']*'|(?i:(?:bearer|basic|token|digest)\s+)?[^\s,;&"']+)""")
+                  r"""(?P<value>"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|(?i:(?:bearer|basic|token|digest)\s+)?[^\s,;&"']+)""")
 
 
 def _long_run(value: str) -> bool:

@@ -554,6 +554,9 @@ def test_a_cut_text_is_not_cut_again_and_keeps_its_count() -> None:
 
 @pytest.mark.parametrize("tail", [
     "https://admin:Hunter2SuperSecretPassw0rd@db.example.com/app",
+    "postgres://app:Tr0ub4dor&3xyzQ@db.internal:5432/app",  # separators inside the password
+    "https://bob:Zq8w(LmN4)pR7tY2uK@db/x",
+    "token=\"Zq8w;LmN4pR7tY2uK\"",
     "api_key=sk-live-abcdEFGH1234ijklMNOP5678qrstUVWX",
     "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlMTIzNDU2",
 ])
@@ -567,7 +570,16 @@ def test_a_cut_never_keeps_half_a_token(tail: str, gap: str) -> None:
                          limits=limits).error.message
     kept = message[:message.index("… [truncated")]
     assert tail[:12] not in kept and len(kept) <= 4096
-    assert kept == "" or kept[-1].isspace() or kept[-1] in ",;&\"'()[]{}<>|"
+    assert kept == "" or kept[-1].isspace()
+    # and wherever in the secret the limit falls, the kept text ends at a whitespace of the original:
+    # each word is kept whole or not at all
+    for cut_at in range(1, len(tail)):
+        text = "y " * 30 + tail + " and more"
+        message = make_event(text, scope=NodeScope(node="n", step=1), id=uuid.uuid4(), when=WHEN,
+                             limits=EventLimits(max_message=60 + cut_at)).error.message
+        kept = message[:message.index("… [truncated")]
+        assert text.startswith(kept) and (kept[-1].isspace() or text[len(kept)].isspace()), (cut_at, message)
+        assert message.endswith(f"… [truncated {len(text) - len(kept)} chars]")
 
 
 def test_an_event_changed_after_it_was_built_is_bounded_again() -> None:

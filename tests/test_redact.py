@@ -104,6 +104,28 @@ def test_well_known_token_shapes_are_scrubbed_from_messages() -> None:
     assert out.redacted == ("error.message",)
 
 
+@pytest.mark.parametrize("text, secret", [
+    ("cache at redis://:R3disPw16xq@cache:6379 refused", "R3disPw16xq"),  # no user name
+    ("mysql://root:p@ssW0rd17xq@db.internal:3306/app", "ssW0rd17xq"),  # an '@' in the password
+    ("HTTPS://admin:hunt3rPw18xq@host/", "hunt3rPw18xq"),  # an upper-case scheme
+    ('{"password": "correct horse battery… [truncated 22 chars]', "horse"),  # a quote a cut left open
+    ("x password='open quoted s3cret", "s3cret"),
+])
+def test_url_credentials_and_open_quoted_values_are_scrubbed(text: str, secret: str) -> None:
+    """The URL's user:password@ takes an empty user, an '@' in the password and any case of scheme;
+    a denylisted key's quoted value runs to the end of the text when no quote closes it."""
+    out = processor()(event(text))
+    assert secret not in out.error.message and out.redacted == ("error.message",)
+
+
+@pytest.mark.parametrize("text", ["http://host:8080/path", "ssh://git@github.com:org/repo", "mailto:bob@example.com",
+                                  "https://host/p?email=a@b.com", "http://[::1]:5432/db", 'say "hi", ok'])
+def test_urls_without_credentials_are_kept(text: str) -> None:
+    """Ports, a user without a password, e-mail addresses and open text are not credentials."""
+    out = processor()(event(text))
+    assert out.error.message == text and out.redacted == ()
+
+
 def test_configured_keys_patterns_and_replacement_apply() -> None:
     """Extra keys and regexes from the table are scrubbed with the configured replacement text."""
     proc = processor(keys=["ssn_number", "tenant"], patterns=[r"ACCT-\d{6}"], replacement="***")
