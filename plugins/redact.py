@@ -65,6 +65,9 @@ VALUE_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
      r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|sk_live_[A-Za-z0-9]{10,})"),
     ((), r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{32,}"),
 )
+# pairs nested in pairs' values (`a=b=password=...`) deeper than this are scrubbed whole: recursing
+# on would end in a RecursionError, and the event would be replaced by a bare failure notice
+MAX_NESTING = 32
 # `Redactor.text` remembers strings this short that hold nothing to scrub, up to this many of them
 SHORT, SHORT_MEMO = 64, 4096
 NEEDLES = tuple(n for needles, _ in VALUE_PATTERNS for n in needles)
@@ -189,13 +192,16 @@ class Redactor:
             return True
         return ignores_case and not value.isascii() and CASELESS_LITERALS.search(value) is not None
 
-    def _pair(self, m: re.Match[str]) -> str:
-        """PAIR's replacement: the value of a secret key scrubbed, other values searched for pairs."""
+    def _pair(self, m: re.Match[str], depth: int = 0) -> str:
+        """PAIR's replacement: the value of a secret key scrubbed, other values searched for pairs
+        (nested `a=b=c=...` past `MAX_NESTING` levels is scrubbed whole rather than recursed into)."""
         if m["value"].strip("\"'") == self.replacement:
             return m[0]
         if not self.secret_key(m["key"].strip("\"'")):
+            if depth >= MAX_NESTING:
+                return f"{m['key']}{m['sep']}{self.replacement}"
             # the value may itself hold a pair: "failed: password=..." matched as key "failed"
-            return f"{m['key']}{m['sep']}{PAIR.sub(self._pair, m['value'])}"
+            return f"{m['key']}{m['sep']}{PAIR.sub(lambda inner: self._pair(inner, depth + 1), m['value'])}"
         return f"{m['key']}{m['sep']}{self.replacement}"
 
     def text(self, value: str) -> str:

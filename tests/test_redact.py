@@ -126,6 +126,18 @@ def test_urls_without_credentials_are_kept(text: str) -> None:
     assert out.error.message == text and out.redacted == ()
 
 
+def test_pairs_nested_past_the_limit_are_scrubbed_whole_not_recursed_into() -> None:
+    """`a=a=...=password=x` a thousand levels deep once raised RecursionError (the event was then
+    replaced by a bare failure notice); past MAX_NESTING levels the rest is scrubbed whole."""
+    from railgraph.plugins.redact import MAX_NESTING
+
+    out = processor()(event("a=" * 1008 + "password=hunter2"))
+    assert "hunter2" not in out.error.message and out.redacted == ("error.message",)
+    assert out.error.message.startswith("a=" * MAX_NESTING) and out.error.message.endswith("[REDACTED]")
+    shallow = processor()(event("a=" * 30 + "password=hunter2"))
+    assert shallow.error.message == "a=" * 30 + "password=[REDACTED]"
+
+
 def test_configured_keys_patterns_and_replacement_apply() -> None:
     """Extra keys and regexes from the table are scrubbed with the configured replacement text."""
     proc = processor(keys=["ssn_number", "tenant"], patterns=[r"ACCT-\d{6}"], replacement="***")
