@@ -225,26 +225,20 @@ def _bind_quietly(settings: Settings) -> tuple[Settings, Plugins] | None:
         return None
 
 
-def store_missing(settings: Settings) -> str | None:
-    """What a store plugin says is missing (``store_missing`` hook) for the configured backend; nothing is created."""
+def missing_store(settings: Settings) -> tuple[str, str] | None:
+    """When the configured store does not exist (nothing is created to find out): its long and short
+    messages. The built-in SQLite store's file is checked here; another store plugin answers the
+    ``store_missing`` hook. ``None`` when it exists, or nobody can tell."""
     bound = _bind_quietly(settings)
     if bound is None:
         return None
     settings, plugins = bound
-    answer = plugins.first("store_missing", backend=settings.persistence.backend, settings=settings)[1]
-    return answer if isinstance(answer, str) else None
-
-
-def missing_sqlite_store(settings: Settings) -> Path | None:
-    """The configured SQLite file when the backend is the built-in ``sqlite`` store and the file does not exist."""
-    bound = _bind_quietly(settings)
-    if bound is None:
-        return None
-    settings, plugins = bound
-    if settings.persistence.backend != "sqlite" or "sqlite_store" not in plugins.implementers("make_checkpointer"):
-        return None
-    path = _sqlite_path(settings)
-    return None if path.exists() else path
+    backend = settings.persistence.backend
+    if backend == "sqlite" and "sqlite_store" in plugins.implementers("make_checkpointer"):
+        path = _sqlite_path(settings)
+        return None if path.exists() else (no_store_message(path), no_store_message(path, short=True))
+    answer = plugins.first("store_missing", backend=backend, settings=settings)[1]
+    return (answer, answer) if isinstance(answer, str) else None
 
 
 def _redact_dsn(dsn: str) -> str:
@@ -285,17 +279,11 @@ def open_store(settings: Settings | None = None, *, existing: bool = False, sess
     """
     settings = settings if settings is not None else load_settings()
     if existing:
-        missing = missing_sqlite_store(settings)
+        missing = missing_store(settings)
         if missing is not None:
             if session is not None:
-                raise SessionNotFoundError(f"session {session!r} is not in the store: "
-                                           f"{no_store_message(missing, short=True)}", session=session)
-            raise NoStoreError(no_store_message(missing))
-        absent = store_missing(settings)
-        if absent is not None:
-            if session is not None:
-                raise SessionNotFoundError(f"session {session!r} is not in the store: {absent}", session=session)
-            raise NoStoreError(absent)
+                raise SessionNotFoundError(f"session {session!r} is not in the store: {missing[1]}", session=session)
+            raise NoStoreError(missing[0])
     spec = GraphSpec(nodes={}, entry=(), edges={}, routers={}, name="(store)")
     return Runner(spec, settings=settings)
 
@@ -654,13 +642,9 @@ def _run(target: str, session: str | None, input_: str | None, resume: bool, max
     check_resolvable(*bind_settings(settings), ask_stores=False)
     spec = load_target(target)
     if resume:
-        missing = missing_sqlite_store(settings)
+        missing = missing_store(settings)
         if missing is not None:  # do not create an empty store just to find the session is not in it
-            raise SessionNotFoundError(f"session {session!r} has no stored checkpoint to resume: "
-                                       f"{no_store_message(missing, short=True)}", session=session)
-        absent = store_missing(settings)
-        if absent is not None:
-            raise SessionNotFoundError(f"session {session!r} has no stored checkpoint to resume: {absent}",
+            raise SessionNotFoundError(f"session {session!r} has no stored checkpoint to resume: {missing[1]}",
                                        session=session)
     out = _console()
     session = session or uuid.uuid4().hex[:12]
