@@ -102,6 +102,23 @@ CONNECT_HELP = ("Check that the PostgreSQL server runs and accepts connections, 
                 "dsn (or RAILGRAPH_PLUGINS__POSTGRES_STORE__DSN) points at it; nothing was stored.")
 
 
+def _dsn_params(psycopg: Any, dsn: str) -> dict[str, Any] | None:
+    """The DSN's parameters (``None`` when libpq cannot parse it)."""
+    try:
+        return dict(psycopg.conninfo.conninfo_to_dict(dsn))
+    except psycopg.Error:
+        return None
+
+
+def _shown_dsn(psycopg: Any, dsn: str) -> str:
+    """The DSN, for messages: its parameters without any password (``password``, ``sslpassword``)."""
+    params = _dsn_params(psycopg, dsn)
+    if params is None:
+        return "(a DSN that does not parse)"
+    shown = {k: v for k, v in params.items() if "password" not in k.lower()}
+    return psycopg.conninfo.make_conninfo(**shown) or "(the libpq defaults)"
+
+
 def _key(text: str) -> int:
     """A signed 64-bit advisory-lock key for `text`."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
@@ -139,7 +156,7 @@ class PostgresCheckpointer(LatestCache):
         try:
             self._conn = self._connect()
         except psycopg.Error as exc:
-            if self._params() is None:  # libpq's parse error quotes the DSN's text, password and all
+            if _dsn_params(psycopg, dsn) is None:  # libpq's parse error quotes the DSN's text, password and all
                 raise CheckpointError(f"the PostgreSQL DSN does not parse ({type(exc).__name__}); see "
                                       "[plugins.postgres_store] dsn", help=CONNECT_HELP) from None
             raise CheckpointError(f"cannot connect to the PostgreSQL store at {self.where()} (schema {schema!r}): "
@@ -154,16 +171,14 @@ class PostgresCheckpointer(LatestCache):
             raise CheckpointError(f"cannot open the PostgreSQL store at {self.where()} (schema {schema!r}): "
                                   f"{type(exc).__name__}: {exc}") from exc
 
-    @classmethod
-    def missing(cls, dsn: str, schema: str) -> str | None:
+    @staticmethod
+    def missing(dsn: str, schema: str) -> str | None:
         """What is missing when `schema` at `dsn` holds no railgraph store (``None``: it does, or the
         server cannot be asked). Reads the catalog only: creates nothing."""
         try:
             import psycopg
         except ImportError:
             return None
-        probe = cls.__new__(cls)
-        probe._psycopg, probe.dsn = psycopg, dsn
         try:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 # the catalog, not information_schema (which lists only the tables the role has a
@@ -175,22 +190,12 @@ class PostgresCheckpointer(LatestCache):
             return None  # opening the store reports the connection problem
         if found is not None:
             return None
-        return f"no railgraph store in schema {schema!r} at {probe.where()} (nothing has run with these settings)"
-
-    def _params(self) -> dict[str, Any] | None:
-        """The DSN's parameters (``None`` when libpq cannot parse it)."""
-        try:
-            return dict(self._psycopg.conninfo.conninfo_to_dict(self.dsn))
-        except self._psycopg.Error:
-            return None
+        return (f"no railgraph store in schema {schema!r} at {_shown_dsn(psycopg, dsn)} "
+                "(nothing has run with these settings)")
 
     def where(self) -> str:
         """The DSN, for messages: its parameters without any password (``password``, ``sslpassword``)."""
-        params = self._params()
-        if params is None:
-            return "(a DSN that does not parse)"
-        shown = {k: v for k, v in params.items() if "password" not in k.lower()}
-        return self._psycopg.conninfo.make_conninfo(**shown) or "(the libpq defaults)"
+        return _shown_dsn(self._psycopg, self.dsn)
 
     # -- plumbing ----------------------------------------------------------------------------------
 
