@@ -90,6 +90,13 @@ class RunnerError(Exception):
         found = {"session": self.session, "step": self.step, "node": self.node}
         return {k: v for k, v in found.items() if v is not None}
 
+    def stored_help(self) -> str | None:
+        """The help line as stored and shown: the committed event's (redacted, as an instance's own
+        ``help=`` is free text), else the class's line, which is code."""
+        if self.event is not None and self.event.error.help is not None:
+            return self.event.error.help
+        return type(self).help
+
     def with_events(self, events: tuple[ErrorEvent, ...]) -> RunnerError:
         """Attach the events the runner emitted for this error and return it."""
         self.events = tuple(events)

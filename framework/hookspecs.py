@@ -18,8 +18,8 @@ Three kinds of hook:
 Decisions and contributions are resolved once per runner (when the graph is compiled), not per
 step; notifications fire as things happen. Adding a parameter to a spec is safe; renaming or
 removing one breaks plugins. A parameter with a default receives the hook's argument too; a
-keyword-only one never could and is refused when the plugin loads. Any exception a hook raises is wrapped by the core in a `PluginError` naming the
-plugin and the hook.
+keyword-only one never could and is refused when the plugin loads. Any exception a hook raises
+is wrapped by the core in a `PluginError` naming the plugin and the hook.
 """
 
 from __future__ import annotations

@@ -92,8 +92,8 @@ def diagnostic_of(err: RunnerError) -> Diagnostic:
     """
     event = err.event
     base: dict[str, Any] = {"code": err.code, "help": err.help, "exit_code": err.exit_code, "where": err.where()}
-    if event is not None:  # the help line too: an instance's own help is free text, scrubbed in the event
-        base["help"] = event.error.help if event.error.help is not None else type(err).help
+    if event is not None:
+        base["help"] = err.stored_help()
         return Diagnostic(message=event.error.message, **base, **_from_event(event))
     ladder, _ = ladder_from_exception(err)
     return Diagnostic(message=err.message, ladder=ladder, details=dict(err.details), **base)

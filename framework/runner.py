@@ -160,10 +160,7 @@ def failure_data(err: RunnerError) -> dict[str, Any]:
     where = {k: v for k, v in err.where().items()}
     if ev is not None:
         where = {k: v for k, v in ev.error.details.items() if k in where}
-    # the help line too: an instance's own help is free text (a secret can hide in it); without an
-    # event, the class's line, which is code
-    help_ = ev.error.help if ev is not None else type(err).help
-    return {"code": err.code, "message": message, "help": help_, "exit_code": err.exit_code,
+    return {"code": err.code, "message": message, "help": err.stored_help(), "exit_code": err.exit_code,
             "type": type(err).__name__, "where": where, "step": err.step,
             "event": str(ev.id) if ev is not None else None}
 
