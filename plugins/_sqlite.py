@@ -213,10 +213,25 @@ _INSERT_CP = f"INSERT INTO checkpoints ({_CP_COLS}, session) VALUES ({', '.join(
 
 def _event_steps(top: str, floor: str) -> str:
     """SQL: a CTE ``chain(step)``, the steps of session ``:s`` whose checkpoints have events, from step
-    `top` down to `floor` (SQL expressions), following each checkpoint's ``ev_prev``."""
-    return ("WITH RECURSIVE chain(step) AS (SELECT CASE WHEN ev_count > 0 THEN step ELSE ev_prev END "
-            f"FROM checkpoints WHERE session = :s AND step = {top} UNION ALL SELECT c.ev_prev FROM checkpoints c "
-            f"JOIN chain ON c.session = :s AND c.step = chain.step WHERE chain.step > {floor}) ")
+    `top` down to `floor` (SQL expressions), following each checkpoint's ``ev_prev``.
+
+    The walk only goes back: a link that does not (``ev_prev >= step``, tampered data) ends it there,
+    where `_check_chain` finds it; a cycle once made every reader spin and every writer wait."""
+    return ("WITH RECURSIVE chain(step) AS (SELECT CASE WHEN ev_count > 0 THEN step WHEN ev_prev < step THEN ev_prev "
+            f"END FROM checkpoints WHERE session = :s AND step = {top} UNION ALL SELECT c.ev_prev FROM checkpoints c "
+            f"JOIN chain ON c.session = :s AND c.step = chain.step WHERE chain.step > {floor} AND c.ev_prev < c.step) ")
+
+
+def _check_chain(conn: sqlite3.Connection, session: str, top: str = "(SELECT MAX(step) FROM checkpoints "
+                 "WHERE session = :s)", params: dict[str, Any] | None = None) -> None:
+    """Raise `CheckpointError` naming the step whose ``ev_prev`` link does not go back (the walk of
+    `_event_steps` from `top` stops at it, so reads would miss every event before it)."""
+    bad = conn.execute(f"{_event_steps(top, '-1')}SELECT c.step, c.ev_prev FROM chain CROSS JOIN checkpoints c "
+                       "ON c.session = :s AND c.step = chain.step WHERE c.ev_prev >= c.step LIMIT 1",
+                       {"s": session, **(params or {})}).fetchone()
+    if bad is not None:
+        raise corrupt(session, bad[0], f"its link to the previous step with events (ev_prev = {bad[1]}) does not "
+                      "go back; nothing was changed")
 
 
 _LATEST = "(SELECT MAX(step) FROM checkpoints WHERE session = :s)"
@@ -707,6 +722,7 @@ class SqliteCheckpointer(LatestCache):
 
     def _events(self, session: str, sql: str, args: tuple[Any, ...]) -> list[ErrorEvent]:
         def read(conn: sqlite3.Connection) -> list[ErrorEvent]:
+            _check_chain(conn, session)
             return [load_stored_event(text, session, step) for step, text in conn.execute(sql, args)]
         return self._guard(session, None, lambda: self._tx(read, write=False))
 
@@ -783,6 +799,7 @@ class SqliteCheckpointer(LatestCache):
             ).fetchall()
             out = []
             for s, st, n, u in rows:  # each session's count and last event along its chain of steps with events
+                _check_chain(conn, s, ":top", {"top": n})
                 count, last_seq = conn.execute(
                     f"{_event_steps(':top', '-1')}SELECT COALESCE(SUM(c.ev_count), 0), MAX(c.ev_seq + c.ev_count - 1) "
                     "FROM chain CROSS JOIN checkpoints c ON c.session = :s AND c.step = chain.step",
@@ -1061,6 +1078,7 @@ def _legacy_rows(conn: sqlite3.Connection, session: str, windows: list[tuple[int
                  ) -> Iterator[tuple[int, int, int | None, ErrorEvent]]:
     """``(rail position, step, outbox seq, event)`` of each distinct event in `session`'s errors rail
     windows, in position order; cap summaries are skipped."""
+    _check_chain(conn, session)
     seen: set[str] = set()
     for start, end in windows:
         for pos, step, seq, text in conn.execute(
@@ -1206,6 +1224,7 @@ def _window(conn: sqlite3.Connection, session: str, step: int, start: int, end: 
         "WHERE r.session = ? AND r.pos >= ? AND r.pos < ? ORDER BY r.pos", (session, start, end)).fetchall()
     blocks: tuple[Block, ...] = ()
     if lo is not None:
+        _check_chain(conn, session, ":step", {"step": step})
         # through the checkpoints from the step of seq `lo` on: a seq range alone would also walk every
         # other session's rows committed in between
         refs = conn.execute(f"{_event_steps(':step', '(SELECT step FROM outbox WHERE seq = :lo)')}SELECT o.rail_pos, "

@@ -211,3 +211,43 @@ def test_an_unreachable_postgres_server_is_named_without_the_password() -> None:
     assert str(info.value) == ("the PostgreSQL DSN does not parse (ProgrammingError); see "
                                "[plugins.postgres_store] dsn")
     assert "s3cret" not in str(info.value) and info.value.__cause__ is None
+
+
+def test_a_link_between_steps_that_does_not_go_back_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    """A checkpoint's ev_prev (the newest earlier step with events) tampered into a cycle made every
+    reader spin forever and every writer wait on its lock. Reads now stop at the bad link and fail
+    with a CheckpointError naming the session and the step; nothing is changed. (In a subprocess:
+    a hang must fail this test, not stall the suite.)"""
+    import json
+    import subprocess
+    import sys
+
+    backend = make_backend("sqlite", tmp_path)
+    populate(backend)
+    close_all(backend)
+    execute(backend, "UPDATE checkpoints SET ev_prev = 4 WHERE session = 'bad' AND step = 3")
+    before = snapshot(backend)
+    script = (
+        "import json, sys\n"
+        "from railgraph import CheckpointError\n"
+        "from railgraph.plugins.sqlite_store import SqliteCheckpointer\n"
+        "store = SqliteCheckpointer(sys.argv[1])\n"
+        "out = {}\n"
+        "for name, call in [('session_events', lambda: store.session_events('bad')), ('sessions', store.sessions),\n"
+        "                   ('legacy_events', lambda: store.legacy_events('bad')), ('latest', lambda: store.latest('bad')),\n"
+        "                   ('backfill', lambda: store.backfill_errors(True))]:\n"
+        "    try:\n"
+        "        call()\n"
+        "        out[name] = None\n"
+        "    except CheckpointError as exc:\n"
+        "        out[name] = [exc.session, exc.step, str(exc)]\n"
+        "store.close()\n"
+        "print(json.dumps(out))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(backend.path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    for name in ("session_events", "sessions", "legacy_events", "latest", "backfill"):
+        session, step, message = found[name]
+        assert (session, step) == ("bad", 3) and "ev_prev = 4" in message and "does not go back" in message, name
+    assert snapshot(backend) == before
