@@ -576,6 +576,24 @@ def encode_rows(cp: Checkpoint, plan: WritePlan) -> EncodedRows:
         tuple(extra), *encode_scheduling(cp), dumps(cp.failure) if cp.failure is not None else None)
 
 
+def stored_updated(session: str, step: int, text: Any) -> datetime:
+    """A session's last update time as stored (its newest checkpoint's ``created_at``); a malformed
+    one is a `CheckpointError` naming the session and step, not a bare ``session ?``."""
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError) as exc:
+        raise corrupt(session, step, f"created_at {text!r} is not a time", exc) from exc
+
+
+def check_cursor(sink: str, cursor: int | None, top: int | None) -> None:
+    """For a SQL store's `undelivered` that found nothing: a delivery cursor past the outbox's newest
+    row (set by hand) would stop the sink for good, silently. Raises `CheckpointError` instead, which
+    the sink's delivery reports as its failure."""
+    if cursor is not None and cursor > (top or 0):
+        raise CheckpointError(f"sink {sink!r}: its delivery cursor ({cursor}) is past the newest outbox row "
+                              f"({top or 0}); nothing is delivered to it until the cursor is set back")
+
+
 def encode_scheduling(cp: Checkpoint) -> tuple[str, str, str]:
     """The JSON of `cp`'s frontier, versions and versions seen (a checkpoint row's small columns)."""
     # the JSON encoder takes dicts, FrozenDict included; other mappings are copied into dicts first
@@ -742,6 +760,8 @@ __all__ = [
     "Delta",
     "MemoryCheckpointer",
     "SessionInfo",
+    "check_cursor",
+    "stored_updated",
     "corrupt",
     "decode_messages",
     "decode_partial",

@@ -34,7 +34,9 @@ from railgraph.checkpoint import (
     EncodedRows,
     SessionInfo,
     WritePlan,
+    check_cursor,
     corrupt,
+    stored_updated,
     decode_checkpoint,
     load_stored_event,
     pending_columns,
@@ -434,6 +436,10 @@ class PostgresCheckpointer(LatestCache):
             rows = conn.execute(self._sql(
                 "SELECT seq, session, step, data FROM {s}.outbox WHERE seq > COALESCE((SELECT seq FROM {s}.cursors "
                 "WHERE sink = %s), 0) ORDER BY seq LIMIT %s"), (sink, limit)).fetchall()
+            if not rows:
+                cursor, top = conn.execute(self._sql("SELECT (SELECT seq FROM {s}.cursors WHERE sink = %s), "
+                                                     "(SELECT MAX(seq) FROM {s}.outbox)"), (sink,)).fetchone()
+                check_cursor(sink, cursor, top)
             return [(seq, s, load_stored_event(text, s, step)) for seq, s, step, text in rows]
         return self._guard(None, None, lambda: self._tx(read, write=False))
 
@@ -450,7 +456,7 @@ class PostgresCheckpointer(LatestCache):
                 "SELECT s.session, c.status, c.step, s.errors, s.last_error, c.created_at FROM {s}.sessions s "
                 "JOIN LATERAL (SELECT status, step, created_at FROM {s}.checkpoints WHERE session = s.session "
                 "ORDER BY step DESC LIMIT 1) c ON TRUE")).fetchall()
-            out = [SessionInfo(s, st, n, e, last, datetime.fromisoformat(u)) for s, st, n, e, last, u in rows]
+            out = [SessionInfo(s, st, n, e, last, stored_updated(s, n, u)) for s, st, n, e, last, u in rows]
             return sorted(out, key=lambda i: (i.updated, i.session), reverse=True)
         return self._guard(None, None, lambda: self._tx(read, write=False))
 

@@ -63,7 +63,9 @@ from railgraph.checkpoint import (
     EncodedRows,
     SessionInfo,
     WritePlan,
+    check_cursor,
     corrupt,
+    stored_updated,
     decode_checkpoint,
     dumps,
     encode_scheduling,
@@ -781,6 +783,9 @@ class SqliteCheckpointer(LatestCache):
         def read(conn: sqlite3.Connection) -> list[tuple[int, str, ErrorEvent]]:
             rows = conn.execute("SELECT seq, session, step, data FROM outbox WHERE seq > COALESCE((SELECT seq FROM "
                                 "cursors WHERE sink = ?), 0) ORDER BY seq LIMIT ?", (sink, limit)).fetchall()
+            if not rows:
+                check_cursor(sink, *conn.execute("SELECT (SELECT seq FROM cursors WHERE sink = ?), "
+                                                  "(SELECT MAX(seq) FROM outbox)", (sink,)).fetchone())
             return [(seq, s, load_stored_event(text, s, step)) for seq, s, step, text in rows]
         return self._guard(None, None, lambda: self._tx(read, write=False))
 
@@ -806,7 +811,7 @@ class SqliteCheckpointer(LatestCache):
                     {"s": s, "top": n}).fetchone()
                 last = conn.execute("SELECT data FROM outbox WHERE seq = ?", (last_seq,)).fetchone() if count else None
                 out.append(SessionInfo(s, st, n, count, load_stored_event(last[0], s, n).summary_line() if last else None,
-                                       datetime.fromisoformat(u)))
+                                       stored_updated(s, n, u)))
             return sorted(out, key=lambda i: (i.updated, i.session), reverse=True)
         return self._guard(None, None, lambda: self._tx(read, write=False))
 

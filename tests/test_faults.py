@@ -547,3 +547,23 @@ def test_jsonl_sink_on_an_unwritable_path_never_fails_the_run(tmp_path: Path) ->
         reports = [e for e in g.errors("s") if e.code == SINK_FAILED]
     assert len(reports) == 1 and reports[0].error.details["plugin"] == "jsonl_sink"
     assert json.loads(reports[0].to_json())["scope"] == {"kind": "app"}
+
+
+def test_a_sink_whose_cursor_was_set_past_the_outbox_end_is_reported(tmp_path: Path) -> None:
+    """The next run reports the sink as failing (cause CheckpointError) instead of running on with
+    a sink that silently receives nothing."""
+    import sqlite3
+
+    db = tmp_path / "s.db"
+    sink = ListSink("late")
+    with warn_graph(2).compile(settings=sqlite(db), plugins=[sinks(sink)]) as g:
+        g.invoke({}, session="a")
+    assert len(sink.got) == 2
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE cursors SET seq = seq + 1000 WHERE sink = 'late'")
+    conn.close()
+    with warn_graph(2).compile(settings=sqlite(db), plugins=[sinks(sink)]) as g:
+        g.invoke({}, session="b")
+        reports = [e for e in g.errors("b") if e.code == SINK_FAILED]
+    assert len(sink.got) == 2  # nothing more delivered...
+    assert [e.error.details["cause"] for e in reports] == ["CheckpointError"]  # ...and it says so

@@ -251,3 +251,20 @@ def test_a_link_between_steps_that_does_not_go_back_is_an_error_not_a_hang(tmp_p
         session, step, message = found[name]
         assert (session, step) == ("bad", 3) and "ev_prev = 4" in message and "does not go back" in message, name
     assert snapshot(backend) == before
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgres"])
+def test_a_malformed_update_time_names_its_session_and_step(name: str, tmp_path: Path) -> None:
+    """sessions() over a newest checkpoint whose created_at is not a time said 'session ?'; it names
+    the session and the step now."""
+    backend = make_backend(name, tmp_path)
+    try:
+        populate(backend)
+        close_all(backend)
+        execute(backend, "UPDATE {s}.checkpoints SET created_at = 'yesterday' WHERE session = 'bad' AND step = 5")
+        with pytest.raises(CheckpointError) as info:
+            backend.open().sessions()
+        assert (info.value.session, info.value.step) == ("bad", 5)
+        assert "created_at 'yesterday' is not a time" in str(info.value)
+    finally:
+        backend.close()

@@ -259,6 +259,21 @@ def test_legacy_events_of_a_run_equal_the_union_of_its_checkpoints(backend: Back
         assert store.legacy_events("u") == list(union.values())
 
 
+def test_a_cursor_past_the_outbox_end_is_an_error_not_a_silent_stop(durable: Backend) -> None:
+    """A sink's cursor set past the newest outbox row (by hand: the runner only acknowledges rows it
+    read) would stop that sink for good without a word; undelivered raises instead, which the
+    runner reports as the sink's failure. Caught up at the end, it answers nothing, as before."""
+    store = durable.open()
+    commit_all(store, "s1")
+    last = store.undelivered("sink", 100)[-1][0]
+    store.ack("sink", last)
+    assert store.undelivered("sink", 100) == []
+    store.ack("sink", last + 1000)
+    with pytest.raises(CheckpointError, match=rf"sink 'sink': its delivery cursor \({last + 1000}\) is past the "
+                                              rf"newest outbox row \({last}\)"):
+        store.undelivered("sink", 100)
+
+
 def test_errors_store_is_append_only_idempotent_and_in_order(durable: Backend) -> None:
     """Events land in the errors store in emission order, once per id, only when the delta asks."""
     store = durable.open()
